@@ -1,0 +1,201 @@
+"""History ring buffer for delayed coupling.
+
+The buffer holds, for the last ``num_slots`` steps, only what the coupling sends: ``pre(x)``
+of the coupled state variables (see :mod:`vbinfer.coupling`). Layout, chosen for speed:
+
+- rows are ``slot * n_nodes + node``, so one lag of one edge is one row;
+- columns are ``(n_pre, *batch)`` flattened, batch innermost, so that a batched simulation
+  gathers one contiguous vector per edge instead of one scalar per edge and batch member;
+- the ring is stored twice (``2 * num_slots`` slots, every write goes to slot ``s`` and
+  ``s + num_slots``), so that a read at step ``n`` is a gather at fixed per-edge offsets plus
+  one scalar shift, with no modulo per edge.
+
+Lags are ordinary arrays (traced values are fine), so delays and conduction speed can be
+vmapped, swept and differentiated. With ``mode="linear"`` a fractional lag ``d`` reads
+``(1 - a) h(n - floor(d)) + a h(n - floor(d) - 1)`` with ``a = d - floor(d)``: linear
+interpolation between neighbouring slots, differentiable in ``d``.
+
+A lag larger than the buffer supports cannot be read: lags are clipped to ``[0, max_lag]``.
+Simulators check concrete lags before tracing and raise; for traced lags they clip and can
+warn at run time (``warn_on_clip``).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from vbinfer._typing import Array
+
+__all__ = ["ReadPlan", "init_buffer", "make_read_plan", "num_slots", "push", "read"]
+
+
+def num_slots(max_lag: int, mode: str) -> int:
+    """Slots needed for lags up to ``max_lag`` steps (one more for linear interpolation)."""
+    return max_lag + (2 if mode == "linear" else 1)
+
+
+def to_rows(h: Array) -> Array:
+    """``(n_pre, n_nodes, *batch) -> (n_nodes, n_pre * prod(batch))``."""
+    h = jnp.moveaxis(h, 1, 0)
+    return h.reshape(h.shape[0], -1)
+
+
+def from_rows(rows: Array, n_pre: int, batch: tuple[int, ...]) -> Array:
+    """``(n_nodes, n_pre * prod(batch)) -> (n_pre, n_nodes, *batch)``."""
+    return jnp.moveaxis(rows.reshape(rows.shape[0], n_pre, *batch), 1, 0)
+
+
+def init_buffer(h0: Array, slots: int, past: Array | None = None) -> Array:
+    """A buffer whose every slot holds ``h0`` (constant history), or the given past.
+
+    Parameters
+    ----------
+    h0:
+        ``(n_pre, n_nodes, *batch)``: ``pre(x)`` at step 0.
+    slots:
+        Number of ring slots (:func:`num_slots`).
+    past:
+        Optional ``(slots - 1, n_pre, n_nodes, *batch)``: ``pre(x)`` at steps
+        ``-(slots - 1), ..., -1`` (oldest first).
+
+    Returns
+    -------
+    ``(2 * slots * n_nodes, n_pre * prod(batch))`` buffer with step 0 in slot 0.
+    """
+    rows0 = to_rows(h0)
+    n_nodes = rows0.shape[0]
+    if past is None:
+        ring = jnp.broadcast_to(rows0[None], (slots, *rows0.shape))
+    else:
+        past_rows = jax.vmap(to_rows)(past)  # (slots - 1, n_nodes, cols); step -k in slot slots-k
+        ring = jnp.concatenate([rows0[None], past_rows], axis=0)
+    ring = ring.reshape(slots * n_nodes, -1)
+    return jnp.concatenate([ring, ring], axis=0)
+
+
+def push(buffer: Array, h: Array, step: Array, slots: int) -> Array:
+    """Write ``h`` (``(n_pre, n_nodes, *batch)``), the value at ``step``, into the ring."""
+    rows = to_rows(h).astype(buffer.dtype)
+    n_nodes = rows.shape[0]
+    slot = jnp.mod(step, slots)
+    buffer = jax.lax.dynamic_update_slice_in_dim(buffer, rows, slot * n_nodes, axis=0)
+    return jax.lax.dynamic_update_slice_in_dim(buffer, rows, (slot + slots) * n_nodes, axis=0)
+
+
+class ReadPlan(NamedTuple):
+    """Precomputed gather offsets for one run (built once, outside the step loop).
+
+    Attributes
+    ----------
+    offsets: ``(n_reads, n_edges)`` int32 row offsets relative to ``slot(n) * n_nodes``
+        (one read for integer lags, two for linear interpolation).
+    weights: ``(n_reads, n_edges)`` edge weights times interpolation weights.
+    """
+
+    offsets: Array
+    weights: Array
+
+
+def clip_lags(lags: Array, max_lag: int, warn: bool = False) -> Array:
+    """Clip lags to ``[0, max_lag]``; with ``warn`` report clipping at run time."""
+    if warn:
+
+        def _warn(m):
+            if float(m) > max_lag:
+                warnings.warn(
+                    f"a lag of {float(m):.3f} steps exceeds max_lag={max_lag}; it was clipped",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+
+        jax.debug.callback(_warn, jnp.max(lags))
+    return jnp.clip(lags, 0, max_lag)
+
+
+def make_read_plan(
+    lags: Array, cols: Array, edge_weights: Array, n_nodes: int, slots: int, mode: str
+) -> ReadPlan:
+    """Gather offsets and weights for every edge.
+
+    Parameters
+    ----------
+    lags:
+        ``(n_edges,)`` lags in steps, already clipped to the buffer (int, or float for linear).
+    cols:
+        ``(n_edges,)`` sending node of every edge.
+    edge_weights:
+        ``(n_edges,)`` weights ``W[i, j]``.
+    n_nodes, slots, mode:
+        Buffer geometry and lag mode.
+    """
+    if mode == "linear":
+        lag0 = jnp.floor(lags)
+        frac = (lags - lag0).astype(edge_weights.dtype)
+        lag0 = lag0.astype(jnp.int32)
+        offsets = jnp.stack([(slots - lag0) * n_nodes + cols, (slots - lag0 - 1) * n_nodes + cols])
+        weights = jnp.stack([edge_weights * (1 - frac), edge_weights * frac])
+    else:
+        offsets = ((slots - lags.astype(jnp.int32)) * n_nodes + cols)[None]
+        weights = edge_weights[None]
+    return ReadPlan(offsets.astype(jnp.int32), weights)
+
+
+def gather_weighted(buffer: Array, plan: ReadPlan, step: Array, slots: int, n_nodes: int) -> Array:
+    """Weighted rows ``sum_r weights[r, e] * buffer[offsets[r, e] + shift]``: ``(n_edges, cols)``."""
+    shift = jnp.mod(step, slots) * n_nodes
+    total = None
+    for r in range(plan.offsets.shape[0]):
+        g = buffer.at[plan.offsets[r] + shift].get(mode="promise_in_bounds")
+        term = plan.weights[r][:, None] * g
+        total = term if total is None else total + term
+    return total
+
+
+def read(
+    buffer: Array,
+    plan: ReadPlan,
+    step: Array,
+    slots: int,
+    n_nodes: int,
+    n_pre: int,
+    batch: tuple[int, ...],
+    rows: Array | None = None,
+) -> Array:
+    """Delayed, weighted input summed per receiving node.
+
+    Parameters
+    ----------
+    buffer, plan, step, slots, n_nodes:
+        The ring buffer, the read plan, the current step and the buffer geometry.
+    n_pre, batch:
+        Shape of the stored values, ``(n_pre, n_nodes, *batch)``.
+    rows:
+        ``None`` for a dense plan (edges ordered ``i * n_nodes + j``), or ``(n_edges,)``
+        receiving nodes of a sparse plan (sorted).
+
+    Returns
+    -------
+    ``(n_pre, n_nodes, *batch)``: ``sum_j W[i, j] h_j(step - d_ij)``.
+    """
+    width = n_pre * math.prod(batch)
+    shift = jnp.mod(step, slots) * n_nodes
+    if rows is None:
+        total = None
+        for r in range(plan.offsets.shape[0]):
+            g = buffer.at[plan.offsets[r] + shift].get(mode="promise_in_bounds")
+            g = g.reshape(n_nodes, n_nodes, width)
+            w = plan.weights[r].reshape(n_nodes, n_nodes)
+            if width == 1:
+                term = (w[:, :, None] * g).sum(axis=1)
+            else:
+                term = jnp.einsum("ij,ijk->ik", w, g)
+            total = term if total is None else total + term
+    else:
+        g = gather_weighted(buffer, plan, step, slots, n_nodes)
+        total = jax.ops.segment_sum(g, rows, num_segments=n_nodes, indices_are_sorted=True)
+    return from_rows(total, n_pre, batch)
