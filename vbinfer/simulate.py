@@ -408,10 +408,14 @@ class Simulator:
                 (x, buf, n, eta), _ = step((x, buf, n, eta), z)
                 return ((x, buf, n, eta), acc + x), None
 
-            ((x, buf, n, eta), acc), _ = jax.lax.scan(
-                inner, ((x, buf, n, eta), jnp.zeros_like(x)), zs, length=P
-            )
-            x_mean = acc / P
+            if P == 1:
+                (x, buf, n, eta), _ = step((x, buf, n, eta), None if zs is None else zs[0])
+                x_mean = x
+            else:
+                ((x, buf, n, eta), acc), _ = jax.lax.scan(
+                    inner, ((x, buf, n, eta), jnp.zeros_like(x)), zs, length=P
+                )
+                x_mean = acc / P
             t = self.t0 + n.astype(dtype) * self.dt
             new_states, samples = [], []
             for mon, ms in zip(self.monitors, mstates, strict=True):
