@@ -1,0 +1,206 @@
+"""Every backend against a linear-Gaussian problem whose posterior is known in closed form."""
+
+from __future__ import annotations
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+import pytest
+
+from vbinfer.inference import (
+    fit,
+    load_result,
+    make_problem,
+    posterior_shrinkage,
+    posterior_zscore,
+    simulate_data,
+)
+from vbinfer.inference._common import make_density
+
+D, N_OBS, NOISE = 3, 20, 0.5
+M0 = np.array([0.0, 1.0, -1.0])
+S0 = np.array([1.0, 2.0, 0.5])
+
+
+@pytest.fixture(scope="module")
+def linear_gaussian():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(N_OBS, D))
+    truth = np.array([0.7, -0.4, -1.2])
+    problem = make_problem(
+        {"theta": dist.Normal(jnp.asarray(M0), jnp.asarray(S0)).to_event(1)},
+        lambda th: jnp.asarray(a) @ th["theta"],
+        noise_sd=NOISE,
+        data_shape=(N_OBS,),
+        truth={"theta": truth},
+    )
+    data = simulate_data(jax.random.key(1), problem)
+    prec = np.diag(1 / S0**2) + a.T @ a / NOISE**2
+    cov = np.linalg.inv(prec)
+    mean = cov @ (M0 / S0**2 + a.T @ np.asarray(data) / NOISE**2)
+    return problem, data, mean, cov
+
+
+def _ess(result):
+    return az.ess(result.to_arviz(), var_names=["theta"])["theta"].values
+
+
+@pytest.mark.parametrize("method", ["nuts", "blackjax_nuts"])
+def test_nuts_recovers_the_exact_posterior(linear_gaussian, method):
+    problem, data, mean, cov = linear_gaussian
+    res = fit(
+        problem,
+        data,
+        method=method,
+        key=jax.random.key(2),
+        num_warmup=400,
+        num_samples=1000,
+        num_chains=2,
+    )
+    assert res.samples["theta"].shape == (2, 1000, D)
+    sd = np.sqrt(np.diag(cov))
+    ess = _ess(res)
+    assert np.all(ess > 300), ess
+    post = res.flat("theta")
+    # means within 4 Monte Carlo standard errors, variances within 4 standard errors of a variance
+    np.testing.assert_array_less(np.abs(post.mean(0) - mean), 4 * sd / np.sqrt(ess))
+    np.testing.assert_array_less(np.abs(post.var(0, ddof=1) / sd**2 - 1), 4 * np.sqrt(2 / ess))
+    assert int(res.divergences.sum()) == 0
+    rhat = az.rhat(res.to_arviz(), var_names=["theta"])["theta"].values
+    assert np.all(rhat < 1.02)
+    assert res.compile_time_s > 0 and res.wall_time_s > res.compile_time_s
+
+
+def test_numpyro_and_blackjax_agree(linear_gaussian):
+    problem, data, _, cov = linear_gaussian
+    kw = dict(num_warmup=400, num_samples=1000, num_chains=2)
+    a = fit(problem, data, method="nuts", key=jax.random.key(3), **kw)
+    b = fit(problem, data, method="blackjax_nuts", key=jax.random.key(4), **kw)
+    se = np.sqrt(np.diag(cov)) * np.sqrt(1 / _ess(a) + 1 / _ess(b))
+    np.testing.assert_array_less(np.abs(a.mean("theta") - b.mean("theta")), 4 * se)
+
+
+def test_full_rank_svi_is_essentially_exact(linear_gaussian):
+    problem, data, mean, cov = linear_gaussian
+    res = fit(
+        problem,
+        data,
+        method="svi",
+        key=jax.random.key(5),
+        guide="full_rank",
+        num_steps=4000,
+        learning_rate=2e-2,
+        num_particles=4,
+        num_samples=20000,
+    )
+    sd = np.sqrt(np.diag(cov))
+    post = res.flat("theta")
+    np.testing.assert_array_less(np.abs(post.mean(0) - mean) / sd, 0.05)
+    np.testing.assert_allclose(np.cov(post.T), cov, atol=0.05 * sd.max() ** 2)
+    assert res.loss.shape == (4000,) and res.loss[-1] < res.loss[0]
+
+
+def test_map_and_laplace_are_exact(linear_gaussian):
+    problem, data, mean, cov = linear_gaussian
+    m = fit(problem, data, method="map", key=jax.random.key(6), optimizer="lbfgs", num_steps=100)
+    np.testing.assert_allclose(m.mean("theta"), mean, rtol=1e-4, atol=1e-5)
+    lap = fit(
+        problem,
+        data,
+        method="laplace",
+        key=jax.random.key(7),
+        optimizer="lbfgs",
+        num_steps=100,
+        num_samples=40000,
+    )
+    # the Hessian of the negative log density is the exact posterior precision
+    eig = np.sort(np.linalg.eigvalsh(np.linalg.inv(cov)))
+    np.testing.assert_allclose(np.sort(lap.info["hessian_eigenvalues"]), eig, rtol=1e-4)
+    sd = np.sqrt(np.diag(cov))
+    post = lap.flat("theta")
+    np.testing.assert_array_less(np.abs(post.mean(0) - mean) / sd, 4 / np.sqrt(40000))
+    np.testing.assert_allclose(post.std(0), sd, rtol=0.02)
+
+
+def test_adam_map_with_restarts(linear_gaussian):
+    problem, data, mean, _ = linear_gaussian
+    m = fit(
+        problem,
+        data,
+        method="map",
+        key=jax.random.key(8),
+        optimizer="adam",
+        num_steps=3000,
+        learning_rate=0.02,
+        num_restarts=3,
+    )
+    assert len(m.info["restart_losses"]) == 3
+    np.testing.assert_allclose(m.mean("theta"), mean, atol=2e-3)
+
+
+def test_result_round_trip(tmp_path, linear_gaussian):
+    problem, data, _, _ = linear_gaussian
+    res = fit(
+        problem,
+        data,
+        method="blackjax_nuts",
+        key=jax.random.key(9),
+        num_warmup=100,
+        num_samples=100,
+    )
+    back = load_result(res.save(tmp_path / "fit.npz"))
+    assert back.method == res.method and back.info["num_chains"] == 2
+    np.testing.assert_array_equal(back.samples["theta"], res.samples["theta"])
+    np.testing.assert_array_equal(back.divergences, res.divergences)
+    idata = back.to_arviz(observed=data)
+    assert "posterior" in idata.groups() and "observed_data" in idata.groups()
+
+
+def test_shrinkage_and_zscore_conventions():
+    post = np.random.default_rng(0).normal(1.0, 0.5, size=(100_000, 2))
+    s = posterior_shrinkage(post, prior_sd=1.0)
+    np.testing.assert_allclose(s, 1 - 0.25, atol=0.01)
+    np.testing.assert_allclose(posterior_shrinkage(post, 1.0, convention="vbjax"), 0.5, atol=0.01)
+    z = posterior_zscore(post, truth=np.array([2.0, 0.0]))
+    np.testing.assert_allclose(z, [2.0, 2.0], atol=0.02)
+    zs = posterior_zscore(post, truth=np.array([2.0, 0.0]), convention="vbjax")
+    np.testing.assert_allclose(zs, [-2.0, 2.0], atol=0.02)
+    with pytest.raises(ValueError, match="convention must be one of"):
+        posterior_shrinkage(post, 1.0, convention="other")
+
+
+def test_bad_data_is_rejected_before_compilation(linear_gaussian):
+    problem, data, _, _ = linear_gaussian
+    with pytest.raises(ValueError, match=r"data must have shape \(20,\)"):
+        fit(problem, data[:5], method="nuts", key=jax.random.key(0))
+    with pytest.raises(ValueError, match="method must be one of"):
+        fit(problem, data, method="hmc", key=jax.random.key(0))
+    with pytest.raises(ValueError, match="data must be finite"):
+        fit(problem, data.at[0].set(jnp.nan), method="map", key=jax.random.key(0))
+
+
+def test_diverging_simulation_gives_minus_inf_not_nan():
+    # the "simulator" blows up (NaN) for theta > 1: the log density is -inf there
+    problem = make_problem(
+        {"theta": dist.Normal(0.0, 1.0)},
+        lambda th: jnp.where(th["theta"] > 1.0, jnp.nan, th["theta"]) * jnp.ones(5),
+        noise_sd=1.0,
+        data_shape=(5,),
+    )
+    data = jnp.full(5, 0.9)
+    dens = make_density(jax.random.key(0), problem, data)
+    assert float(dens.logdensity(jnp.array([2.0]))) == -np.inf
+    assert np.isfinite(float(dens.logdensity(jnp.array([0.5]))))
+    res = fit(
+        problem,
+        data,
+        method="nuts",
+        key=jax.random.key(1),
+        num_warmup=200,
+        num_samples=300,
+        num_chains=1,
+    )
+    post = res.flat("theta")
+    assert np.all(np.isfinite(post)) and post.max() <= 1.0

@@ -1,0 +1,28 @@
+"""Inference: problems as numpyro models, one :func:`fit` over NUTS, SVI, MAP and Laplace,
+and diagnostics."""
+
+from vbinfer.inference.diagnostics import posterior_shrinkage, posterior_zscore, summary
+from vbinfer.inference.fit import METHODS, fit
+from vbinfer.inference.problem import (
+    Problem,
+    guard_finite,
+    make_problem,
+    problem_from_model,
+    simulate_data,
+)
+from vbinfer.inference.result import FitResult, load_result
+
+__all__ = [
+    "METHODS",
+    "FitResult",
+    "Problem",
+    "fit",
+    "guard_finite",
+    "load_result",
+    "make_problem",
+    "posterior_shrinkage",
+    "posterior_zscore",
+    "problem_from_model",
+    "simulate_data",
+    "summary",
+]

@@ -1,0 +1,1 @@
+"""Inference backends behind :func:`vbinfer.inference.fit`; one algorithm per module."""

@@ -1,0 +1,65 @@
+"""Diagnostics: posterior shrinkage and z-scores against ground truth, R-hat and ESS.
+
+Definitions (the default convention):
+
+- **shrinkage** ``s = 1 - Var_post / Var_prior``: 0 when the data teach nothing, 1 when the
+  posterior collapses to a point (tvb-inversion's definition).
+- **z-score** ``z = |E_post - truth| / sd_post``: how many posterior standard deviations the
+  truth lies from the posterior mean.
+
+vbjax's convention is offered with ``convention="vbjax"``: ``s = 1 - sd_post / sd_prior`` (a
+ratio of standard deviations) and a signed ``z = (E_post - truth) / sd_post``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["posterior_shrinkage", "posterior_zscore", "summary"]
+
+CONVENTIONS = ("variance", "vbjax")
+
+
+def _check(convention: str) -> None:
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+
+
+def posterior_shrinkage(
+    post_samples: Any, prior_sd: Any, convention: str = "variance"
+) -> np.ndarray:
+    """Shrinkage per coordinate from posterior draws ``(num_draws, *shape)`` and the prior sd.
+
+    Example
+    -------
+    >>> round(float(posterior_shrinkage(np.array([0.0, 1.0]), 1.0)), 3)
+    0.5
+    """
+    _check(convention)
+    post = np.asarray(post_samples)
+    sd = post.std(axis=0, ddof=1)
+    ratio = sd / np.asarray(prior_sd)
+    return 1.0 - (ratio**2 if convention == "variance" else ratio)
+
+
+def posterior_zscore(post_samples: Any, truth: Any, convention: str = "variance") -> np.ndarray:
+    """z-score per coordinate from posterior draws ``(num_draws, *shape)`` and the truth.
+
+    Example
+    -------
+    >>> float(posterior_zscore(np.array([-1.0, 1.0]), 1.0 * np.sqrt(2)))
+    1.0
+    """
+    _check(convention)
+    post = np.asarray(post_samples)
+    z = (post.mean(axis=0) - np.asarray(truth)) / post.std(axis=0, ddof=1)
+    return np.abs(z) if convention == "variance" else z
+
+
+def summary(result: Any, var_names: list[str] | None = None):
+    """arviz summary (mean, sd, HDI, MCSE, ESS bulk/tail, R-hat) of a fit result."""
+    import arviz as az
+
+    return az.summary(result.to_arviz(), var_names=var_names)
