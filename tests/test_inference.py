@@ -204,3 +204,62 @@ def test_diverging_simulation_gives_minus_inf_not_nan():
     )
     post = res.flat("theta")
     assert np.all(np.isfinite(post)) and post.max() <= 1.0
+
+
+def _lg_problem(noise_sd):
+    a = np.random.default_rng(0).normal(size=(N_OBS, D))
+    return make_problem(
+        {"theta": dist.Normal(jnp.asarray(M0), jnp.asarray(S0)).to_event(1)},
+        lambda th: jnp.asarray(a) @ th["theta"],
+        noise_sd=noise_sd,
+        data_shape=(N_OBS,),
+    )
+
+
+def test_sbc_ranks_are_uniform_and_the_test_can_fail():
+    from vbinfer.inference import sbc
+
+    good = sbc(
+        jax.random.key(0),
+        _lg_problem(NOISE),
+        num_replicates=400,
+        method="laplace",
+        num_samples=400,
+        thin=4,
+        chunk_size=200,
+    )
+    assert good.ranks["theta"].shape == (400, D)
+    assert good.num_draws == 100
+    assert np.all(good.p_values["theta"] > 1e-3), good.p_values
+    # data generated with twice the noise the inference assumes: overconfident posteriors
+    bad = sbc(
+        jax.random.key(0),
+        _lg_problem(NOISE),
+        generator=_lg_problem(2 * NOISE),
+        num_replicates=400,
+        method="laplace",
+        num_samples=400,
+        thin=4,
+        chunk_size=200,
+    )
+    assert np.all(bad.p_values["theta"] < 1e-6), bad.p_values
+    # the misfit shows as ranks piling up at both ends
+    r = bad.ranks["theta"]
+    assert np.mean((r < 10) | (r > 90)) > 0.4
+
+
+@pytest.mark.slow
+def test_sbc_with_nuts_is_uniform():
+    from vbinfer.inference import sbc
+
+    res = sbc(
+        jax.random.key(1),
+        _lg_problem(NOISE),
+        num_replicates=200,
+        method="blackjax_nuts",
+        num_warmup=300,
+        num_samples=400,
+        thin=4,
+        chunk_size=100,
+    )
+    assert np.all(res.p_values["theta"] > 1e-3), res.p_values

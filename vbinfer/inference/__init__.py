@@ -11,11 +11,13 @@ from vbinfer.inference.problem import (
     simulate_data,
 )
 from vbinfer.inference.result import FitResult, load_result
+from vbinfer.inference.sbc import SBCResult, rank_uniformity, sbc
 
 __all__ = [
     "METHODS",
     "FitResult",
     "Problem",
+    "SBCResult",
     "fit",
     "guard_finite",
     "load_result",
@@ -23,6 +25,8 @@ __all__ = [
     "posterior_shrinkage",
     "posterior_zscore",
     "problem_from_model",
+    "rank_uniformity",
+    "sbc",
     "simulate_data",
     "summary",
 ]

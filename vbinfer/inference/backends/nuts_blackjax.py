@@ -13,7 +13,25 @@ from vbinfer.inference._common import make_density
 from vbinfer.inference.problem import Problem
 from vbinfer.inference.result import FitResult
 
-__all__ = ["run"]
+__all__ = ["nuts_chain", "run"]
+
+
+def nuts_chain(key, logdensity, u0, num_warmup: int, num_samples: int, target_accept: float = 0.8):
+    """One adapted NUTS chain on a flat log density: ``((positions, divergent, num_steps,
+    acceptance), step_size)``; pure, so it can be vmapped over chains or datasets."""
+    k_adapt, k_draw = jax.random.split(key)
+    warmup = blackjax.window_adaptation(
+        blackjax.nuts, logdensity, target_acceptance_rate=target_accept
+    )
+    (state, params), _ = warmup.run(k_adapt, u0, num_steps=num_warmup)
+    step = blackjax.nuts(logdensity, **params).step
+
+    def body(s, kk):
+        s, info = step(kk, s)
+        return s, (s.position, info.is_divergent, info.num_integration_steps, info.acceptance_rate)
+
+    _, out = jax.lax.scan(body, state, jax.random.split(k_draw, num_samples))
+    return out, params["step_size"]
 
 
 def run(
@@ -40,24 +58,7 @@ def run(
     )
 
     def one_chain(k, u0):
-        k_adapt, k_draw = jax.random.split(k)
-        warmup = blackjax.window_adaptation(
-            blackjax.nuts, dens.logdensity, target_acceptance_rate=target_accept
-        )
-        (state, params), _ = warmup.run(k_adapt, u0, num_steps=num_warmup)
-        step = blackjax.nuts(dens.logdensity, **params).step
-
-        def body(s, kk):
-            s, info = step(kk, s)
-            return s, (
-                s.position,
-                info.is_divergent,
-                info.num_integration_steps,
-                info.acceptance_rate,
-            )
-
-        _, out = jax.lax.scan(body, state, jax.random.split(k_draw, num_samples))
-        return out, params["step_size"]
+        return nuts_chain(k, dens.logdensity, u0, num_warmup, num_samples, target_accept)
 
     run_all = jax.jit(jax.vmap(one_chain))
     keys = jax.random.split(k_run, num_chains)
