@@ -263,3 +263,68 @@ def test_sbc_with_nuts_is_uniform():
         chunk_size=100,
     )
     assert np.all(res.p_values["theta"] > 1e-3), res.p_values
+
+
+def test_blackjax_chunks_resume_after_interruption(tmp_path, linear_gaussian, monkeypatch, capsys):
+    from vbinfer.inference import _chunks
+
+    problem, data, _, _ = linear_gaussian
+    kw = dict(num_warmup=100, num_samples=120, num_chains=2, chunk_size=30)
+    ref = fit(problem, data, method="blackjax_nuts", key=jax.random.key(11), **kw)
+    folder = tmp_path / "run"
+    real_save = _chunks.ChunkStore.save
+    calls = {"n": 0}
+
+    def flaky_save(self, name, tree):
+        if name == "chunk_00002":
+            raise KeyboardInterrupt("simulated interruption")
+        calls["n"] += 1
+        real_save(self, name, tree)
+
+    monkeypatch.setattr(_chunks.ChunkStore, "save", flaky_save)
+    with pytest.raises(KeyboardInterrupt):
+        fit(
+            problem,
+            data,
+            method="blackjax_nuts",
+            key=jax.random.key(11),
+            checkpoint_dir=folder,
+            **kw,
+        )
+    assert sorted(p.name for p in folder.glob("*.npz")) == [
+        "adapted.npz",
+        "chunk_00000.npz",
+        "chunk_00001.npz",
+    ]
+    monkeypatch.setattr(_chunks.ChunkStore, "save", real_save)
+    res = fit(
+        problem,
+        data,
+        method="blackjax_nuts",
+        key=jax.random.key(11),
+        checkpoint_dir=folder,
+        progress_bar=True,
+        **kw,
+    )
+    assert "blackjax NUTS" in capsys.readouterr().err
+    np.testing.assert_array_equal(res.samples["theta"], ref.samples["theta"])
+    np.testing.assert_array_equal(res.divergences, ref.divergences)
+    assert len(list(folder.glob("chunk_*.npz"))) == 4
+    with pytest.raises(ValueError, match="holds a run with other settings"):
+        fit(
+            problem,
+            data,
+            method="blackjax_nuts",
+            key=jax.random.key(12),
+            checkpoint_dir=folder,
+            **kw,
+        )
+    with pytest.raises(ValueError, match="chunk_size must be a positive divisor"):
+        fit(
+            problem,
+            data,
+            method="blackjax_nuts",
+            key=jax.random.key(12),
+            num_samples=100,
+            chunk_size=30,
+        )
