@@ -328,3 +328,27 @@ def test_blackjax_chunks_resume_after_interruption(tmp_path, linear_gaussian, mo
             num_samples=100,
             chunk_size=30,
         )
+
+
+@pytest.mark.parametrize("method", ["svi", "map"])
+def test_optimisers_run_in_chunks_and_resume(tmp_path, linear_gaussian, monkeypatch, method):
+    from vbinfer.inference import _chunks
+
+    problem, data, _, _ = linear_gaussian
+    kw = dict(num_steps=400, chunk_size=100)
+    ref = fit(problem, data, method=method, key=jax.random.key(13), **kw)
+    real_save = _chunks.ChunkStore.save
+
+    def flaky_save(self, name, tree):
+        if name == "chunk_00002":
+            raise KeyboardInterrupt("simulated interruption")
+        real_save(self, name, tree)
+
+    monkeypatch.setattr(_chunks.ChunkStore, "save", flaky_save)
+    with pytest.raises(KeyboardInterrupt):
+        fit(problem, data, method=method, key=jax.random.key(13), checkpoint_dir=tmp_path, **kw)
+    monkeypatch.setattr(_chunks.ChunkStore, "save", real_save)
+    res = fit(problem, data, method=method, key=jax.random.key(13), checkpoint_dir=tmp_path, **kw)
+    np.testing.assert_array_equal(res.loss, ref.loss)
+    np.testing.assert_array_equal(res.samples["theta"], ref.samples["theta"])
+    assert res.loss.shape == (400,)

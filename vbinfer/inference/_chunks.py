@@ -68,7 +68,12 @@ class ChunkStore:
         if self.folder is None or not self._path(name).exists():
             return None
         with np.load(self._path(name)) as f:
-            leaves = [f[f"leaf{i:04d}"] for i in range(len(f.files))]
+            leaves = []
+            for i in range(len(f.files)):
+                if f"leaf{i:04d}" in f.files:
+                    leaves.append(f[f"leaf{i:04d}"])
+                elif f"key{i:04d}" in f.files:
+                    leaves.append(jax.random.wrap_key_data(f[f"key{i:04d}"]))
         if template is None:
             return leaves
         treedef = jax.tree_util.tree_structure(template)
@@ -80,7 +85,13 @@ class ChunkStore:
             return
         leaves = jax.tree_util.tree_leaves(tree)
         tmp = self.folder / f".{name}.tmp.npz"
-        np.savez(tmp, **{f"leaf{i:04d}": np.asarray(x) for i, x in enumerate(leaves)})
+        arrays = {}
+        for i, x in enumerate(leaves):
+            if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+                arrays[f"key{i:04d}"] = np.asarray(jax.random.key_data(x))
+            else:
+                arrays[f"leaf{i:04d}"] = np.asarray(x)
+        np.savez(tmp, **arrays)
         os.replace(tmp, self._path(name))
 
 
@@ -88,3 +99,39 @@ def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def run_chunked(
+    step_chunk,
+    state: Any,
+    num_steps: int,
+    chunk_size: int,
+    store: ChunkStore,
+    bar_desc: str,
+    progress_bar: bool,
+) -> tuple[Any, np.ndarray]:
+    """Advance ``state`` by ``num_steps`` with a compiled ``step_chunk(state) -> (state, losses)``
+    of ``chunk_size`` steps, saving ``(state, losses)`` after every chunk and resuming from the
+    chunks already in ``store``. Returns the final state and the loss trace."""
+    if chunk_size < 1 or num_steps % chunk_size:
+        raise ValueError(
+            f"chunk_size must be a positive divisor of num_steps={num_steps}, got {chunk_size!r}"
+        )
+    template = (state, 0.0)  # only the tree structure matters for loading
+    bar = progress(num_steps, bar_desc, progress_bar)
+    losses = []
+    try:
+        for c in range(num_steps // chunk_size):
+            name = f"chunk_{c:05d}"
+            saved = store.load(name, template)
+            if saved is None:
+                state, loss = step_chunk(state)
+                store.save(name, (state, loss))
+            else:
+                state, loss = saved
+            losses.append(np.asarray(loss))
+            bar.update(chunk_size)
+            bar.set_postfix_str(f"loss {float(np.asarray(loss).reshape(-1)[-1]):.4g}")
+    finally:
+        bar.close()
+    return state, np.concatenate(losses, axis=-1)

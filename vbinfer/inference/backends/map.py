@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from vbinfer.inference._chunks import ChunkStore, run_chunked
 from vbinfer.inference._common import make_density
 from vbinfer.inference.problem import Problem
 from vbinfer.inference.result import FitResult
@@ -24,28 +26,22 @@ def _optimizer(name: str, learning_rate: float) -> optax.GradientTransformation:
     raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {name!r}")
 
 
-def _optimise(dens, starts, optimizer: str, num_steps: int, learning_rate: float):
+def _step_fn(dens, optimizer: str, learning_rate: float):
     opt = _optimizer(optimizer, learning_rate)
     loss = lambda u: -dens.logdensity(u)  # noqa: E731
     value_and_grad = optax.value_and_grad_from_state(loss)
 
-    def one(u0):
-        state = opt.init(u0)
+    def step(carry, _):
+        u, s = carry
+        if optimizer == "lbfgs":
+            v, g = value_and_grad(u, state=s)
+            upd, s = opt.update(g, s, u, value=v, grad=g, value_fn=loss)
+        else:
+            v, g = jax.value_and_grad(loss)(u)
+            upd, s = opt.update(g, s, u)
+        return (optax.apply_updates(u, upd), s), v
 
-        def step(carry, _):
-            u, s = carry
-            if optimizer == "lbfgs":
-                v, g = value_and_grad(u, state=s)
-                upd, s = opt.update(g, s, u, value=v, grad=g, value_fn=loss)
-            else:
-                v, g = jax.value_and_grad(loss)(u)
-                upd, s = opt.update(g, s, u)
-            return (optax.apply_updates(u, upd), s), v
-
-        (u, _), losses = jax.lax.scan(step, (u0, state), None, length=num_steps)
-        return u, losses, loss(u)
-
-    return jax.vmap(one)(starts)
+    return opt, loss, step
 
 
 def run(
@@ -58,11 +54,16 @@ def run(
     learning_rate: float = 1e-2,
     num_restarts: int = 4,
     init_radius: float = 2.0,
+    chunk_size: int | None = None,
+    progress_bar: bool = False,
+    checkpoint_dir: str | Path | None = None,
 ) -> FitResult:
     """Minimise the negative log density from ``num_restarts`` starts in one vmapped batch.
 
     Starts are uniform in ``[-init_radius, init_radius]`` of the unconstrained space. The
     result holds the best restart as one draw; ``info["restart_losses"]`` has all final losses.
+    The loop runs in compiled chunks of ``chunk_size`` steps with an optional progress bar and
+    resumable checkpoints in ``checkpoint_dir``.
     """
     t_start = time.perf_counter()
     k_init, k_start = jax.random.split(key)
@@ -70,14 +71,34 @@ def run(
     starts = jax.random.uniform(
         k_start, (num_restarts, dens.dim), minval=-init_radius, maxval=init_radius
     )
-    fn = jax.jit(lambda s: _optimise(dens, s, optimizer, num_steps, learning_rate))
+    opt, loss, step = _step_fn(dens, optimizer, learning_rate)
+    chunk = num_steps if chunk_size is None else int(chunk_size)
+    state = jax.vmap(lambda u: (u, opt.init(u)))(starts)
     t0 = time.perf_counter()
-    compiled = fn.lower(starts).compile()
+    body = (
+        jax.jit(jax.vmap(lambda c: jax.lax.scan(step, c, None, length=chunk)))
+        .lower(state)
+        .compile()
+    )
     t_compile = time.perf_counter() - t0
-    us, losses, finals = jax.block_until_ready(compiled(starts))
+    store = ChunkStore(
+        checkpoint_dir,
+        {
+            "method": "map",
+            "optimizer": optimizer,
+            "num_steps": num_steps,
+            "num_restarts": num_restarts,
+            "chunk_size": chunk,
+            "key": np.asarray(jax.random.key_data(key)).tolist(),
+        },
+    )
+    (us, _), losses = run_chunked(
+        body, state, num_steps, chunk, store, f"MAP ({optimizer})", progress_bar
+    )
+    finals = jax.vmap(loss)(jnp.asarray(us))
     finals = jnp.where(jnp.isfinite(finals), finals, jnp.inf)
     best = int(jnp.argmin(finals))
-    point = dens.constrain(dens.unravel(us[best]))
+    point = dens.constrain(dens.unravel(jnp.asarray(us[best])))
     samples = {k: np.asarray(v)[None, None] for k, v in point.items()}
     info = {
         "optimizer": optimizer,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -10,6 +11,7 @@ import numpyro.optim
 import optax
 from numpyro.infer import SVI, Trace_ELBO, autoguide
 
+from vbinfer.inference._chunks import ChunkStore, run_chunked
 from vbinfer.inference.problem import Problem
 from vbinfer.inference.result import FitResult
 
@@ -33,9 +35,16 @@ def run(
     optimizer: optax.GradientTransformation | None = None,
     num_particles: int = 1,
     num_samples: int = 1000,
+    chunk_size: int | None = None,
+    progress_bar: bool = False,
+    checkpoint_dir: str | Path | None = None,
 ) -> FitResult:
     """Fit an autoguide (``"mean_field"``, ``"full_rank"`` or ``"low_rank"``) by maximising the
     ELBO with an optax optimiser, then draw ``num_samples`` from it.
+
+    The loop runs in compiled chunks of ``chunk_size`` steps (default: one chunk); a progress
+    bar moves between chunks and, with ``checkpoint_dir``, the optimiser state is saved after
+    every chunk so that an interrupted run resumes where it stopped.
 
     The default optimiser is Adam whose step decays from ``learning_rate`` to 1 % of it on a
     cosine schedule: a constant step leaves the guide jittering around the optimum by an
@@ -51,14 +60,27 @@ def run(
     svi = SVI(problem.model, g, numpyro.optim.optax_to_numpyro(opt), Trace_ELBO(num_particles))
     k_run, k_draw = jax.random.split(key)
     state = svi.init(k_run, data=data)
+    chunk = num_steps if chunk_size is None else int(chunk_size)
 
     def step(s, _):
         return svi.update(s, data=data)
 
     t0 = time.perf_counter()
-    body = jax.jit(lambda s: jax.lax.scan(step, s, None, length=num_steps)).lower(state).compile()
+    body = jax.jit(lambda s: jax.lax.scan(step, s, None, length=chunk)).lower(state).compile()
     t_compile = time.perf_counter() - t0
-    state, losses = body(state)
+    store = ChunkStore(
+        checkpoint_dir,
+        {
+            "method": "svi",
+            "guide": guide,
+            "num_steps": num_steps,
+            "chunk_size": chunk,
+            "key": np.asarray(jax.random.key_data(key)).tolist(),
+        },
+    )
+    state, losses = run_chunked(
+        body, state, num_steps, chunk, store, f"SVI ({guide})", progress_bar
+    )
     params = svi.get_params(state)
     draws = g.sample_posterior(k_draw, params, sample_shape=(num_samples,))
     samples = {k: np.asarray(v)[None] for k, v in draws.items() if k != problem.obs_name}
