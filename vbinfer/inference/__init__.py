@@ -12,6 +12,7 @@ from vbinfer.inference.problem import (
 )
 from vbinfer.inference.result import FitResult, load_result
 from vbinfer.inference.sbc import SBCResult, rank_uniformity, sbc
+from vbinfer.inference.simulator_problem import simulator_problem, with_values
 
 __all__ = [
     "METHODS",
@@ -28,5 +29,7 @@ __all__ = [
     "rank_uniformity",
     "sbc",
     "simulate_data",
+    "simulator_problem",
     "summary",
+    "with_values",
 ]
