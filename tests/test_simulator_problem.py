@@ -105,7 +105,7 @@ def test_initial_state_and_sampled_noise_are_unknowns(setup):
 
 def test_unknown_parameter_names_are_rejected(setup):
     sim, net, base, z = setup
-    with pytest.raises(ValueError, match="unknown parameter 'model.etaa'"):
+    with pytest.raises(ValueError, match=r"unknown parameter 'model\.etaa'"):
         simulator_problem(sim, net, base, {"model.etaa": dist.Normal(0, 1)}, _observe, noise=z)
     with pytest.raises(ValueError, match="noise must be None"):
         simulator_problem(sim, net, base, {"model.eta": dist.Normal(0, 1)}, _observe, noise="fixed")
