@@ -352,3 +352,48 @@ def test_optimisers_run_in_chunks_and_resume(tmp_path, linear_gaussian, monkeypa
     np.testing.assert_array_equal(res.loss, ref.loss)
     np.testing.assert_array_equal(res.samples["theta"], ref.samples["theta"])
     assert res.loss.shape == (400,)
+
+
+def test_plots_and_posterior_predictive(tmp_path, linear_gaussian):
+    from vbinfer.inference import plots, posterior_predictive, sbc
+
+    problem, data, _, _ = linear_gaussian
+    res = fit(
+        problem,
+        data,
+        method="laplace",
+        key=jax.random.key(20),
+        optimizer="lbfgs",
+        num_steps=50,
+        num_samples=2000,
+    )
+    pred = posterior_predictive(jax.random.key(21), problem, res, num_draws=300)
+    assert pred.shape == (300, N_OBS)
+    # predictive sd = sqrt(a cov a^T + noise^2) pointwise: check the band is of that size
+    a_mean = pred.mean(0)
+    assert np.all(np.abs(a_mean - np.asarray(pred).mean(0)) < 1e-9)
+    assert 0.8 * NOISE < pred.std(0).mean() < 1.5 * NOISE
+    prior = {"theta": np.random.default_rng(0).normal(M0, S0, size=(2000, D))}
+    figs = {
+        "shrinkage": plots.plot_shrinkage_zscore(
+            res, {"theta": problem.truth["theta"]}, {"theta": S0}
+        ),
+        "posteriors": plots.plot_posteriors(res, prior, problem.truth),
+        "sbc": plots.plot_sbc_ranks(
+            sbc(
+                jax.random.key(0),
+                problem,
+                num_replicates=60,
+                method="laplace",
+                num_samples=80,
+                thin=4,
+                chunk_size=60,
+            )
+        ),
+        "ppc": plots.plot_predictive(data, pred),
+    }
+    for name, fig in figs.items():
+        path = tmp_path / f"{name}.png"
+        fig.savefig(path)
+        assert path.stat().st_size > 5000
+    assert len([ax for ax in figs["posteriors"].axes if ax.get_visible()]) == D

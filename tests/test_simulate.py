@@ -297,3 +297,16 @@ def test_noise_sigma_per_state_and_function(x64, net):
     assert not math.isclose(
         float(a[-1, 1, 0]), float(_sim().run(None, P, net).outputs["tavg"][-1, 1, 0])
     )
+
+
+def test_initial_state_and_history_are_clipped_to_bounds(x64, net):
+    # as TVB does: r < 0 at the start is clipped to 0 before the first step
+    sim = _sim(monitors=[subsample()], sample_every=1, num_steps=10)
+    x0 = jnp.stack([jnp.full(N, -0.2), jnp.full(N, -2.0)])
+    a = sim.run(None, P, net, x0).outputs["raw"]
+    b = sim.run(None, P, net, x0.at[0].set(0.0)).outputs["raw"]
+    np.testing.assert_array_equal(a, b)
+    hist = jnp.full((1000, 1, N), -0.5)
+    c = sim.run(None, P, net, x0, history=hist).outputs["raw"]
+    d = sim.run(None, P, net, x0, history=jnp.zeros_like(hist)).outputs["raw"]
+    np.testing.assert_array_equal(c, d)

@@ -59,6 +59,8 @@ class Coupling(NamedTuple):
         Returns the coupling input of the model, ``(n_coupling, n_nodes, *batch)``.
     n_pre:
         ``n_pre(n_cvar) -> int``: number of rows ``pre`` produces for ``n_cvar`` coupled variables.
+    n_out:
+        ``n_out(n_cvar) -> int``: number of coupling inputs ``post`` returns to the model.
     """
 
     name: str
@@ -66,6 +68,7 @@ class Coupling(NamedTuple):
     pre: Callable[[Array, Any], Array]
     post: Callable[[Array, Array, Array, Any], Array]
     n_pre: Callable[[int], int]
+    n_out: Callable[[int], int]
 
 
 class LinearParams(NamedTuple):
@@ -89,7 +92,7 @@ def _linear_post(summed: Array, xc: Array, row_sums: Array, params: LinearParams
     return params.a * summed + params.b
 
 
-linear = Coupling("linear", LinearParams, _identity_pre, _linear_post, lambda n: n)
+linear = Coupling("linear", LinearParams, _identity_pre, _linear_post, lambda n: n, lambda n: n)
 """Linear coupling: ``c_i = a * sum_j W_ij x_j(t - d_ij) + b``."""
 
 
@@ -108,7 +111,9 @@ def _difference_post(summed: Array, xc: Array, row_sums: Array, params: Differen
     return params.a * (summed - row_sums * xc)
 
 
-difference = Coupling("difference", DifferenceParams, _identity_pre, _difference_post, lambda n: n)
+difference = Coupling(
+    "difference", DifferenceParams, _identity_pre, _difference_post, lambda n: n, lambda n: n
+)
 """Difference coupling: ``c_i = a * sum_j W_ij (x_j(t - d_ij) - x_i(t))``."""
 
 
@@ -145,7 +150,7 @@ def _sjr_post(summed: Array, xc: Array, row_sums: Array, params: SigmoidalJansen
 
 
 sigmoidal_jansen_rit = Coupling(
-    "sigmoidal_jansen_rit", SigmoidalJansenRitParams, _sjr_pre, _sjr_post, lambda n: 1
+    "sigmoidal_jansen_rit", SigmoidalJansenRitParams, _sjr_pre, _sjr_post, lambda n: 1, lambda n: 1
 )
 """Sigmoidal Jansen-Rit coupling; the coupled variables must be ``(y1, y2)``."""
 
@@ -172,5 +177,7 @@ def _kuramoto_post(summed: Array, xc: Array, row_sums: Array, params: KuramotoPa
     return (params.a * (summed[0] * jnp.cos(theta) - summed[1] * jnp.sin(theta)))[None]
 
 
-kuramoto = Coupling("kuramoto", KuramotoParams, _kuramoto_pre, _kuramoto_post, lambda n: 2)
+kuramoto = Coupling(
+    "kuramoto", KuramotoParams, _kuramoto_pre, _kuramoto_post, lambda n: 2, lambda n: 1
+)
 """Kuramoto phase coupling; the coupled variable is the phase ``theta``."""

@@ -159,7 +159,8 @@ class Simulator:
             :class:`~vbinfer.network.Network` or :class:`~vbinfer.network.SparseNetwork`.
         init:
             Initial state ``(n_states, n_nodes, *batch)``, a :class:`SimState` to resume
-            from, or ``None`` for the model's default state (unbatched).
+            from, or ``None`` for the model's default state (unbatched). Like TVB, values
+            outside the model's bounds (and the history's) are clipped before the run.
         history:
             Optional past of the coupled variables for delayed runs,
             ``(max_lag, n_cvar, n_nodes, *batch)`` for steps ``-max_lag .. -1`` (oldest
@@ -265,6 +266,8 @@ class Simulator:
         if not jnp.issubdtype(x0.dtype, jnp.floating):
             x0 = x0.astype(jnp.result_type(float))
         check_finite("init", x0)
+        if state is None:
+            x0 = apply_bounds(model, x0)  # as TVB, a start outside the bounds is clipped first
         batch = tuple(x0.shape[2:])
         dtype = x0.dtype
 
@@ -455,6 +458,10 @@ class Simulator:
                             f"got {tuple(history.shape)}"
                         )
                     check_finite("history", history)
+                    lo = jnp.asarray([model.bounds[c][0] for c in self.cvar], history.dtype)
+                    hi = jnp.asarray([model.bounds[c][1] for c in self.cvar], history.dtype)
+                    shape = (1, len(self.cvar)) + (1,) * (history.ndim - 2)
+                    history = jnp.clip(history, lo.reshape(shape), hi.reshape(shape))
                     past = jax.vmap(lambda hx: self.coupling.pre(hx, cpl_params))(history)
                 buf = delays.init_buffer(pre(x0), slots, past)
             eta0 = jnp.zeros((n_noisy, n_nodes, *batch), dtype) if coloured else None
@@ -624,7 +631,7 @@ def make_simulator(
     for c in cvar:
         if not 0 <= c < model.n_states:
             raise ValueError(f"cvar: index {c} out of range for {model.n_states} state variables")
-    n_out = coupling.n_pre(len(cvar))
+    n_out = coupling.n_out(len(cvar))
     if n_out > model.n_coupling:
         raise ValueError(
             f"coupling {coupling.name!r} with cvar={cvar} gives {n_out} coupling inputs but "

@@ -1,7 +1,12 @@
 """Inference: problems as numpyro models, one :func:`fit` over NUTS, SVI, MAP and Laplace,
 and diagnostics."""
 
-from vbinfer.inference.diagnostics import posterior_shrinkage, posterior_zscore, summary
+from vbinfer.inference.diagnostics import (
+    posterior_predictive,
+    posterior_shrinkage,
+    posterior_zscore,
+    summary,
+)
 from vbinfer.inference.fit import METHODS, fit
 from vbinfer.inference.problem import (
     Problem,
@@ -23,6 +28,7 @@ __all__ = [
     "guard_finite",
     "load_result",
     "make_problem",
+    "posterior_predictive",
     "posterior_shrinkage",
     "posterior_zscore",
     "problem_from_model",

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["posterior_shrinkage", "posterior_zscore", "summary"]
+__all__ = ["posterior_predictive", "posterior_shrinkage", "posterior_zscore", "summary"]
 
 CONVENTIONS = ("variance", "vbjax")
 
@@ -63,3 +63,21 @@ def summary(result: Any, var_names: list[str] | None = None):
     import arviz as az
 
     return az.summary(result.to_arviz(), var_names=var_names)
+
+
+def posterior_predictive(key: Any, problem: Any, result: Any, num_draws: int = 200) -> np.ndarray:
+    """Predictions of the observed site at ``num_draws`` posterior draws: ``(num_draws, *data)``.
+
+    Uses the problem's model with the fitted unknowns substituted (numpyro ``Predictive``), so the
+    observation noise is included.
+    """
+    import jax
+    from numpyro.infer import Predictive
+
+    total = result.num_chains * result.num_draws
+    idx = np.linspace(0, total - 1, min(num_draws, total)).astype(int)
+    post = {k: jax.numpy.asarray(result.flat(k)[idx]) for k in result.samples}
+    pred = Predictive(problem.model, posterior_samples=post, return_sites=[problem.obs_name])(
+        key, data=None
+    )
+    return np.asarray(pred[problem.obs_name])
