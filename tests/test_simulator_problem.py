@@ -109,3 +109,34 @@ def test_unknown_parameter_names_are_rejected(setup):
         simulator_problem(sim, net, base, {"model.etaa": dist.Normal(0, 1)}, _observe, noise=z)
     with pytest.raises(ValueError, match="noise must be None"):
         simulator_problem(sim, net, base, {"model.eta": dist.Normal(0, 1)}, _observe, noise="fixed")
+
+
+def test_prior_shapes_are_checked(setup):
+    sim, net, base, z = setup
+    with pytest.raises(ValueError, match=r"priors\['model.eta'\] has shape \(3,\)"):
+        simulator_problem(
+            sim,
+            net,
+            base,
+            {"model.eta": dist.Normal(jnp.zeros(3), 1).to_event(1)},
+            _observe,
+            noise=z,
+        )
+    with pytest.raises(ValueError, match=r"priors\['init'\] has shape \(2, 3\)"):
+        simulator_problem(
+            sim,
+            net,
+            base,
+            {"init": dist.Normal(jnp.zeros((2, 3)), 1).to_event(2)},
+            _observe,
+            noise=z,
+        )
+    ok = simulator_problem(
+        sim,
+        net,
+        base,
+        {"model.eta": dist.Normal(-5.0, 1.0).expand([4]).to_event(1)},
+        _observe,
+        noise=z,
+    )
+    assert ok.param_names == ("model.eta",)

@@ -100,17 +100,32 @@ def simulator_problem(
     noise_sd, data_shape, truth:
         As :func:`~vbinfer.inference.problem.make_problem`.
     """
+    n_nodes = network.n_nodes
+    n_states = simulator.model.n_states
     for name, d in priors.items():
         _check_name(name, base_params, network)
         if not isinstance(d, dist.Distribution):
             raise ValueError(
                 f"priors[{name!r}] must be a numpyro Distribution, got {type(d).__name__}"
             )
+        shape = tuple(d.shape())
+        if name == "init":
+            allowed = [(n_states, n_nodes)]
+        elif name in ("network.weights", "network.lengths"):
+            allowed = [(n_nodes, n_nodes)]
+        elif name == "network.speed":
+            allowed = [()]
+        else:
+            allowed = [(), (n_nodes,)]
+        if shape not in allowed:
+            raise ValueError(
+                f"priors[{name!r}] has shape {shape}; expected one of {allowed} for a network of "
+                f"{n_nodes} nodes (use .expand([{n_nodes}]).to_event(1) for per-node values)"
+            )
     sample_noise = isinstance(noise, str)
     if sample_noise and noise != "sample":
         raise ValueError(f"noise must be None, an array, a PRNG key or 'sample', got {noise!r}")
     infer_sd = isinstance(noise_sd, dist.Distribution)
-    n_nodes = network.n_nodes
 
     def model(data=None):
         values = {name: numpyro.sample(name, d) for name, d in priors.items()}
