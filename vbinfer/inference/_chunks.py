@@ -95,23 +95,6 @@ class ChunkStore:
         os.replace(tmp, self._path(name))
 
 
-def save_named(store: ChunkStore, name: str, arrays: dict[str, Any]) -> None:
-    """Write a flat ``{name: array}`` dict atomically (keys kept)."""
-    if store.folder is None:
-        return
-    tmp = store.folder / f".{name}.tmp.npz"
-    np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
-    os.replace(tmp, store.folder / f"{name}.npz")
-
-
-def load_named(store: ChunkStore, name: str) -> dict[str, np.ndarray] | None:
-    """Read a dict written by :func:`save_named`, or ``None``."""
-    if store.folder is None or not (store.folder / f"{name}.npz").exists():
-        return None
-    with np.load(store.folder / f"{name}.npz") as f:
-        return {k: f[k] for k in f.files}
-
-
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
