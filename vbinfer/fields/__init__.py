@@ -1,0 +1,55 @@
+"""Neural fields on the sphere: spherical harmonic transforms and isotropic kernels.
+
+:mod:`vbinfer.fields.sht` transforms real fields on a Gauss-Legendre grid to spherical harmonic
+coefficients and back (pure JAX, float32 or float64, batched, differentiable);
+:mod:`vbinfer.fields.kernels` gives the gains per degree of isotropic local-connectivity kernels
+(heat kernel, Gaussian, difference of Gaussians) so that a convolution on the sphere is one
+forward and one inverse transform.
+
+Example
+-------
+>>> import jax.numpy as jnp
+>>> from vbinfer import fields
+>>> sht = fields.make_sht(32)
+>>> gains = fields.make_kernel_gains("gaussian", sht.lmax, sigma=0.2)
+>>> smoothed = fields.apply_kernel(sht, jnp.ones(sht.field_shape), gains)
+>>> bool(jnp.allclose(smoothed, 1.0, atol=1e-5))  # a normalised kernel keeps constants
+True
+"""
+
+from vbinfer.fields import kernels, sht
+from vbinfer.fields.kernels import apply_kernel, kernel_values, make_kernel_gains
+from vbinfer.fields.sht import (
+    SHT,
+    SpectralOperator,
+    analysis,
+    apply_operator,
+    apply_spectral,
+    assoc_legendre,
+    grid_lat_lon,
+    integrate,
+    laplacian_eigenvalues,
+    make_sht,
+    make_spectral_operator,
+    synthesis,
+)
+
+__all__ = [
+    "SHT",
+    "SpectralOperator",
+    "analysis",
+    "apply_kernel",
+    "apply_operator",
+    "apply_spectral",
+    "assoc_legendre",
+    "grid_lat_lon",
+    "integrate",
+    "kernel_values",
+    "kernels",
+    "laplacian_eigenvalues",
+    "make_kernel_gains",
+    "make_sht",
+    "make_spectral_operator",
+    "sht",
+    "synthesis",
+]
