@@ -38,6 +38,7 @@ def _observe(res):
     return res.outputs["tavg"][:, 0]  # firing rates, (30, 4)
 
 
+@pytest.mark.slow
 def test_laplace_recovers_eta_and_coupling(setup):
     sim, net, base, z = setup
     truth = {"model.eta": -4.5, "coupling.a": 0.5}
