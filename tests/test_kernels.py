@@ -190,6 +190,8 @@ def test_bad_input():
         K.make_kernel_gains("gaussian", 8, sigma=np.ones(2))
     with pytest.raises(ValueError, match="lmax must be an integer >= 0"):
         K.make_kernel_gains("gaussian", -1, sigma=0.1)
+    with pytest.raises(ValueError, match="dtype float64 needs 64-bit JAX"):
+        K.make_kernel_gains("gaussian", 8, sigma=0.1, dtype=np.float64)  # x64 is off here
     sht = S.make_sht(8)
     with pytest.raises(
         ValueError, match=r"gains must have shape \(\.\.\., lmax \+ 1\) = \(\.\.\., 8\)"

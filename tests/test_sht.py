@@ -331,5 +331,7 @@ def test_bad_input():
         S.apply_spectral(sht, jnp.zeros((8, 16)), jnp.ones(7))
     with pytest.raises(ValueError, match="dtype must be float32 or float64"):
         S.make_sht(8, dtype=jnp.int32)
+    with pytest.raises(ValueError, match="dtype float64 needs 64-bit JAX"):
+        S.make_sht(8, dtype=jnp.float64)  # x64 is off here
     with pytest.raises(ValueError, match="x must hold finite values in"):
         S.assoc_legendre(3, [1.5])

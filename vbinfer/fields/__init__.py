@@ -4,7 +4,9 @@
 coefficients and back (pure JAX, float32 or float64, batched, differentiable);
 :mod:`vbinfer.fields.kernels` gives the gains per degree of isotropic local-connectivity kernels
 (heat kernel, Gaussian, difference of Gaussians) so that a convolution on the sphere is one
-forward and one inverse transform.
+forward and one inverse transform (:func:`apply_kernel`), or, for gains applied many times,
+one precomputed matrix product per order (:func:`make_spectral_operator`,
+:func:`apply_operator`).
 
 Example
 -------

@@ -25,8 +25,15 @@ The Gaussian gains are computed in JAX by Gauss-Legendre quadrature in ``gamma``
 polynomials evaluated by their three-term recurrence at the nodes. The integrand is smooth in
 ``gamma`` (unlike in ``cos gamma``, where the geodesic distance has a square-root cusp at the
 antipode), so the quadrature converges exponentially: with the default ``lmax + 96`` nodes
-the gains are exact to rounding for any width. Widths and amplitudes can be traced, vmapped and
+the float64 gains agree with adaptive quadrature and with 4x more nodes to ~1e-14 (checked for
+widths 0.01 to 3 rad and ``lmax`` up to 511). Widths and amplitudes can be traced, vmapped and
 differentiated.
+
+A wide geodesic Gaussian is not smooth at the antipode, where the distance has a cusp: its
+gains decay only algebraically beyond ``l ~ 1 / sigma``, at a level ``~exp(-pi^2 / (2
+sigma^2))`` (3e-9 at ``sigma = 0.5``, 7e-3 at ``sigma = 1``). The spectral convolution is
+still exact for band-limited fields; only a direct convolution on a coarse grid would alias
+that tail.
 """
 
 from __future__ import annotations
