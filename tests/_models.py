@@ -54,3 +54,16 @@ def _lin(state, coupling, p):
 
 
 lin = Model("lin", ("x",), LinParams, _lin, ("x",), (0,), (1.0,), ((-jnp.inf, jnp.inf),))
+
+
+def dfun_inputs(model: Model, space: tuple[int, ...], seed: int = 0):
+    """A state near the model's default and a small coupling, float64, for dfun checks."""
+    import numpy as np
+
+    from vbinfer.models import default_state
+
+    rng = np.random.default_rng(seed)
+    state = np.asarray(default_state(model, space, jnp.float64))
+    state = jnp.asarray(state + 0.01 * rng.standard_normal(state.shape))
+    coupling = jnp.asarray(0.01 * rng.standard_normal((model.n_coupling, *space)))
+    return state, coupling

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq, minimize_scalar
 
+from tests._models import dfun_inputs
 from vbinfer.models import (
     BalloonParams,
     Epileptor2DParams,
@@ -31,7 +32,6 @@ from vbinfer.models import (
     balloon_dfun,
     bold_coefficients,
     bold_signal,
-    default_state,
     epileptor2d,
     epileptor2d_dfun,
     jansen_rit,
@@ -145,18 +145,10 @@ def test_model_record(model: Model):
         assert lo < hi
 
 
-def _inputs(model: Model, space: tuple[int, ...], seed: int = 0):
-    rng = np.random.default_rng(seed)
-    state = np.asarray(default_state(model, space, jnp.float64))
-    state = jnp.asarray(state + 0.01 * rng.standard_normal(state.shape))
-    coupling = jnp.asarray(0.01 * rng.standard_normal((model.n_coupling, *space)))
-    return state, coupling
-
-
 @pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.name)
 def test_dfun_shapes_and_broadcast(model: Model):
     space = (5, 3)  # (n_nodes, batch)
-    state, coupling = _inputs(model, space)
+    state, coupling = dfun_inputs(model, space)
     params = model.params_cls()
     dfun = jax.jit(model.dfun)
     out = dfun(state, coupling, params)
@@ -180,7 +172,7 @@ def test_dfun_shapes_and_broadcast(model: Model):
 @pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.name)
 def test_dfun_jit_vmap_grad(model: Model):
     space = (4,)
-    state, coupling = _inputs(model, space, seed=1)
+    state, coupling = dfun_inputs(model, space, seed=1)
     params = model.params_cls()
     ref = np.asarray(model.dfun(state, coupling, params))  # eager
 

@@ -22,6 +22,7 @@ import pytest
 from scipy.optimize import brentq, minimize_scalar
 
 import vbinfer
+from tests._models import dfun_inputs
 from vbinfer.coupling import KuramotoParams, LinearParams
 from vbinfer.models import (
     Generic2dOscillatorParams,
@@ -169,18 +170,10 @@ def test_bounds_as_tvb():
         assert not m.has_bounds
 
 
-def _inputs(model: Model, space: tuple[int, ...], seed: int = 0):
-    rng = np.random.default_rng(seed)
-    state = np.asarray(default_state(model, space, jnp.float64))
-    state = jnp.asarray(state + 0.01 * rng.standard_normal(state.shape))
-    coupling = jnp.asarray(0.01 * rng.standard_normal((model.n_coupling, *space)))
-    return state, coupling
-
-
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
 def test_dfun_shapes_and_broadcast(model: Model):
     space = (5, 3)  # (n_nodes, batch)
-    state, coupling = _inputs(model, space)
+    state, coupling = dfun_inputs(model, space)
     params = model.params_cls()
     dfun = jax.jit(model.dfun)
     out = dfun(state, coupling, params)
@@ -209,7 +202,7 @@ def test_dfun_jit_vmap_grad(model: Model):
     """jit (against eager), vmap over nodes and over a parameter, and grad with respect to
     every parameter, the state and the coupling: one compiled program per model."""
     space = (4,)
-    state, coupling = _inputs(model, space, seed=1)
+    state, coupling = dfun_inputs(model, space, seed=1)
     params = model.params_cls()
     float_params = model.params_cls(*(jnp.asarray(v, jnp.float64) for v in params))
     ref = np.asarray(model.dfun(state, coupling, params))  # eager
