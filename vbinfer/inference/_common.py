@@ -8,13 +8,12 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.flatten_util import ravel_pytree
 from numpyro.infer.util import initialize_model
 
 from vbinfer.inference.problem import Problem
 
-__all__ = ["Density", "check_data", "make_density", "to_numpy_samples"]
+__all__ = ["Density", "check_data", "make_density", "timed_compile"]
 
 
 def check_data(problem: Problem, data: Any) -> jax.Array:
@@ -64,17 +63,6 @@ def make_density(key: jax.Array, problem: Problem, data: jax.Array) -> Density:
         return jnp.where(jnp.isnan(lp), -jnp.inf, lp)
 
     return Density(logdensity, z0, unravel, info.postprocess_fn, int(flat0.size), potential)
-
-
-def to_numpy_samples(
-    samples: dict[str, jax.Array], names: tuple[str, ...] | None = None
-) -> dict[str, np.ndarray]:
-    """Keep the latent sites (and deterministic ones) as numpy arrays."""
-    out = {}
-    for k, v in samples.items():
-        if names is None or k in names or not k.startswith("_"):
-            out[k] = np.asarray(v)
-    return out
 
 
 def timed_compile(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
