@@ -1,128 +1,104 @@
 """The ``vbinfer`` command.
 
-``vbinfer demo`` runs the main job on built-in defaults: a delayed, noisy Montbrio-Pazo-Roxin
-network on the embedded 84-region Hagmann connectome. It prints a summary (sizes, compile and
-run time, throughput, activity per region) and writes plots to an output folder it names.
+- ``vbinfer demo [eeg|mvar|field|sweep|network]`` runs a workflow on built-in defaults, prints
+  its table of diagnostics and writes plots and results to an output folder it names;
+  ``vbinfer demo`` alone runs :data:`DEFAULT_WORKFLOW`.
+- ``vbinfer bench [NAME ...]`` runs the benchmarks of a source checkout and prints their tables.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
+import inspect
 import os
+import subprocess
 import sys
-import time
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["WORKFLOWS", "build_parser", "main"]
+
+#: Workflow name -> (module, one-line description).
+WORKFLOWS: dict[str, tuple[str, str]] = {
+    "eeg": (
+        "vbinfer.workflows.eeg",
+        "Jansen-Rit network with delays -> EEG lead field -> log spectra; NUTS and SVI",
+    ),
+    "mvar": ("vbinfer.workflows.mvar", "recover an 8x8 MVAR interaction matrix: MAP and NUTS"),
+    "field": (
+        "vbinfer.workflows.field",
+        "initial condition of a diffusive spherical field (2048 unknowns) by NUTS",
+    ),
+    "sweep": ("vbinfer.workflows.sweep", "batched MPR sweep over coupling, noise, excitability"),
+    "network": ("vbinfer.workflows.network", "simulate a delayed MPR network (no inference)"),
+}
+
+#: What ``vbinfer demo`` runs without a name.
+DEFAULT_WORKFLOW = "network"
+
+#: Benchmark name -> script under ``benchmarks/`` of a source checkout.
+BENCHMARKS: dict[str, str] = {
+    "network": "network_throughput.py",
+    "sht": "sht_throughput.py",
+    "inference": "inference_backends.py",
+    "long_run": "long_run_bold.py",
+    "field_mcmc": "field_mcmc.py",
+    "cluster": "cluster_sweep.py",
+}
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-
-    from vbinfer import datasets, network, noise, observe, simulate
-    from vbinfer.coupling import LinearParams
-    from vbinfer.models import MPRParams, mpr
-
-    out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    conn = datasets.load_hagmann84().normalized("max")
-    dt, duration = args.dt, args.duration
-    num_steps = round(duration / dt)
-    sample_every = max(1, round(1.0 / dt))  # 1 ms samples
-    num_steps -= num_steps % sample_every
-    speed = args.speed
-    max_lag = network.max_lag_steps(conn.lengths, speed, dt)
-    net = network.make_network(conn.weights, conn.lengths, speed=speed)
-    sim = simulate.make_simulator(
-        mpr,
-        dt=dt,
-        num_steps=num_steps,
-        max_lag=max_lag,
-        noise=noise.AdditiveNoise(args.sigma, states=(1,)),
-        sample_every=sample_every,
-    )
-    params = simulate.SimParams(MPRParams(eta=args.eta), LinearParams(a=args.coupling))
-    key = jax.random.key(args.seed)
-    run = jax.jit(lambda k, p: sim.run(k, p, net))
-    t0 = time.perf_counter()
-    compiled = run.lower(key, params).compile()
-    t_compile = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    res = jax.block_until_ready(compiled(key, params))
-    t_run = time.perf_counter() - t0
-    tavg = np.asarray(res.outputs["tavg"])  # (samples, 2, nodes)
-    bad = bool(simulate.diverged(res))
-    skip = min(len(tavg) // 4, 200)
-    r = tavg[skip:, 0]
-    fc = np.asarray(observe.functional_connectivity(jnp.asarray(r)))
-    sc_fc = float(
-        np.corrcoef(conn.weights[np.triu_indices(84, 1)], fc[np.triu_indices(84, 1)])[0, 1]
-    )
-    node_steps = conn.n_regions * num_steps
-    summary = {
-        "model": "Montbrio-Pazo-Roxin",
-        "connectome": conn.name,
-        "regions": conn.n_regions,
-        "dt_ms": dt,
-        "duration_ms": num_steps * dt,
-        "steps": num_steps,
-        "speed_mm_per_ms": speed,
-        "max_lag_steps": max_lag,
-        "coupling_a": args.coupling,
-        "eta": args.eta,
-        "noise_sigma_V": args.sigma,
+    name = args.workflow
+    module = importlib.import_module(WORKFLOWS[name][0])
+    out = Path(args.out if args.out is not None else f"vbinfer-demo/{name}").resolve()
+    options = {
         "seed": args.seed,
-        "compile_s": round(t_compile, 3),
-        "run_s": round(t_run, 3),
-        "node_steps_per_s": round(node_steps / t_run),
-        "diverged": bad,
-        "mean_rate_kHz": float(r.mean()),
-        "rate_range_kHz": [float(r.mean(0).min()), float(r.mean(0).max())],
-        "fc_mean": float(fc[np.triu_indices(84, 1)].mean()),
-        "sc_fc_correlation": sc_fc,
-        "device": str(jax.devices()[0]),
+        "quick": args.quick,
+        "progress": not args.no_progress,
+        "num_samples": args.num_samples,
+        "backend": args.backend,
     }
-    print("vbinfer demo: delayed MPR network on the Hagmann 84-region connectome")
-    w = max(len(k) for k in summary)
-    for k, v in summary.items():
-        print(f"  {k:<{w}}  {v}")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    np.savez_compressed(out / "simulation.npz", tavg=tavg, dt_sample_ms=sample_every * dt)
-    _demo_plots(out, conn, tavg, fc, sample_every * dt)
-    print(f"wrote {out}/summary.json, simulation.npz, timeseries.png, fc.png")
-    return 1 if bad else 0
+    accepted = inspect.signature(module.run).parameters
+    for opt in ("num_samples", "backend"):
+        if options[opt] is None:
+            del options[opt]
+        elif opt not in accepted:
+            print(f"vbinfer demo {name}: --{opt.replace('_', '-')} does not apply", file=sys.stderr)
+            return 2
+    report = module.run(out, **options)
+    report.files.append(report.save_json(out / "report.json"))
+    print(report.format())
+    return 0 if report.passed is not False else 1
 
 
-def _demo_plots(out: Path, conn, tavg, fc, dt_sample: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    t = np.arange(1, len(tavg) + 1) * dt_sample
-    fig, axes = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
-    for k, label in enumerate(["r (kHz)", "V"]):
-        axes[k].plot(t, tavg[:, k, :8], lw=0.7)
-        axes[k].set_ylabel(label)
-    axes[0].set_title("Delayed MPR network, 8 of 84 regions")
-    axes[1].set_xlabel("time (ms)")
-    fig.tight_layout()
-    fig.savefig(out / "timeseries.png", dpi=110)
-    plt.close(fig)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
-    im = axes[0].imshow(np.log1p(conn.weights * 1e3), cmap="viridis")
-    axes[0].set_title("structural weights (log)")
-    fig.colorbar(im, ax=axes[0], shrink=0.8)
-    im = axes[1].imshow(fc, cmap="RdBu_r", vmin=-1, vmax=1)
-    axes[1].set_title("simulated FC of r")
-    fig.colorbar(im, ax=axes[1], shrink=0.8)
-    fig.tight_layout()
-    fig.savefig(out / "fc.png", dpi=110)
-    plt.close(fig)
+def _bench(args: argparse.Namespace) -> int:
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        print(
+            f"vbinfer bench: unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}",
+            file=sys.stderr,
+        )
+        return 2
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    if not root.is_dir():
+        print(
+            "vbinfer bench needs a source checkout of vbinfer (the benchmarks/ folder beside "
+            f"the package); looked in {root}",
+            file=sys.stderr,
+        )
+        return 2
+    names = args.names or list(BENCHMARKS)
+    status = 0
+    for name in names:
+        script = root / BENCHMARKS[name]
+        if not script.exists():
+            print(f"vbinfer bench {name}: {script} not found", file=sys.stderr)
+            status = 2
+            continue
+        cmd = [sys.executable, str(script), *(["--quick"] if args.quick else [])]
+        print(f"$ {' '.join(cmd)}", flush=True)
+        status = max(status, subprocess.call(cmd))
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,17 +107,25 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vbinfer", description="Bayesian inference on virtual-brain models (JAX)."
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    lines = "\n".join(f"  {k:<8} {v[1]}" for k, v in WORKFLOWS.items())
     demo = sub.add_parser(
-        "demo", help="simulate a delayed MPR network on the default connectome and plot it"
+        "demo",
+        help=f"run a workflow on built-in defaults (default: {DEFAULT_WORKFLOW})",
+        description=f"Run a workflow on built-in defaults.\n\nworkflows:\n{lines}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument("--out", default="vbinfer-demo", help="output folder (default: %(default)s)")
+    demo.add_argument("workflow", nargs="?", default=DEFAULT_WORKFLOW, choices=list(WORKFLOWS))
+    demo.add_argument("--out", default=None, help="output folder (default: vbinfer-demo/NAME)")
     demo.add_argument("--seed", type=int, default=0, help="PRNG seed (default: %(default)s)")
-    demo.add_argument("--duration", type=float, default=2000.0, help="ms (default: %(default)s)")
-    demo.add_argument("--dt", type=float, default=0.05, help="step, ms (default: %(default)s)")
-    demo.add_argument("--speed", type=float, default=6.0, help="mm/ms (default: %(default)s)")
-    demo.add_argument("--coupling", type=float, default=1.0, help="global coupling a")
-    demo.add_argument("--eta", type=float, default=-4.6, help="MPR excitability (default -4.6)")
-    demo.add_argument("--sigma", type=float, default=0.3, help="noise on V, per sqrt(ms)")
+    demo.add_argument("--num-samples", type=int, default=None, help="posterior draws per chain")
+    demo.add_argument(
+        "--backend", default=None, help="inference backend, e.g. nuts, blackjax_nuts, svi, map"
+    )
+    demo.add_argument("--quick", action="store_true", help="a small, fast version of the run")
+    demo.add_argument("--no-progress", action="store_true", help="no progress output")
+    bench = sub.add_parser("bench", help="run the benchmarks (source checkout) and print tables")
+    bench.add_argument("names", nargs="*", help=f"any of {', '.join(BENCHMARKS)} (default: all)")
+    bench.add_argument("--quick", action="store_true", help="pass --quick to each benchmark")
     return parser
 
 
@@ -150,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         return _demo(args)
+    if args.command == "bench":
+        return _bench(args)
     return 2
 
 
