@@ -22,6 +22,7 @@ warn at run time (``warn_on_clip``).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import NamedTuple
@@ -29,6 +30,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from vbinfer import _ffi
 from vbinfer._typing import Array
 
 __all__ = ["ReadPlan", "init_buffer", "make_read_plan", "num_slots", "push", "read"]
@@ -165,6 +167,61 @@ def gather_weighted(buffer: Array, plan: ReadPlan, step: Array, slots: int, n_no
     return total
 
 
+def _dense_sum_xla(
+    buffer: Array, offsets: Array, weights: Array, step: Array, slots: int, n_nodes: int, width: int
+) -> Array:
+    """``(n_nodes, width)`` delayed sums of a dense plan through XLA's gather."""
+    total = None
+    for r in range(offsets.shape[0]):
+        g = gather_rows(buffer, offsets[r], step, slots, n_nodes)
+        w = weights[r].reshape(n_nodes, n_nodes)
+        # einsum, not multiply-and-sum: XLA turns it into a batched dot that reads the gathered
+        # rows once (the multiply-and-sum form was up to 15x slower with traced weights).
+        term = jnp.einsum("ij,ijk->ik", w, g.reshape(n_nodes, n_nodes, width))
+        total = term if total is None else total + term
+    return total
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(4, 5, 6))
+def _dense_sum_ffi(
+    buffer: Array, offsets: Array, weights: Array, step: Array, slots: int, n_nodes: int, width: int
+) -> Array:
+    """As :func:`_dense_sum_xla`, through the compiled kernel of :mod:`vbinfer._ffi`.
+
+    Derivatives: the kernel is bilinear in (buffer, weights); its tangent is computed with the
+    XLA path, so forward and reverse mode both work (reverse mode transposes XLA's gather).
+    """
+    if not _ffi.available():
+        raise RuntimeError(f"vbinfer's compiled delay kernel is unavailable: {_ffi.build_error()}")
+    n_reads = offsets.shape[0]
+    start = (jnp.mod(step, slots) * n_nodes).astype(jnp.int32)
+    call = jax.ffi.ffi_call(
+        _ffi.target_name(buffer.dtype),
+        jax.ShapeDtypeStruct((n_nodes, width), buffer.dtype),
+        vmap_method="broadcast_all",
+    )
+    return call(
+        buffer,
+        offsets.reshape(n_reads, n_nodes, n_nodes).astype(jnp.int32),
+        weights.reshape(n_reads, n_nodes, n_nodes).astype(buffer.dtype),
+        start,
+    )
+
+
+@functools.partial(_dense_sum_ffi.defjvp, symbolic_zeros=True)
+def _dense_sum_ffi_jvp(slots, n_nodes, width, primals, tangents):
+    buffer, offsets, weights, step = primals
+    d_buffer, _, d_weights, _ = tangents
+    out = _dense_sum_ffi(buffer, offsets, weights, step, slots, n_nodes, width)
+    zero = jax.custom_derivatives.SymbolicZero
+    tangent = jnp.zeros_like(out)
+    if not isinstance(d_buffer, zero):
+        tangent = tangent + _dense_sum_xla(d_buffer, offsets, weights, step, slots, n_nodes, width)
+    if not isinstance(d_weights, zero):
+        tangent = tangent + _dense_sum_xla(buffer, offsets, d_weights, step, slots, n_nodes, width)
+    return out, tangent
+
+
 def read(
     buffer: Array,
     plan: ReadPlan,
@@ -174,6 +231,7 @@ def read(
     n_pre: int,
     batch: tuple[int, ...],
     rows: Array | None = None,
+    kernel: str = "xla",
 ) -> Array:
     """Delayed, weighted input summed per receiving node.
 
@@ -186,6 +244,10 @@ def read(
     rows:
         ``None`` for a dense plan (edges ordered ``i * n_nodes + j``), or ``(n_edges,)``
         receiving nodes of a sparse plan (sorted).
+    kernel:
+        ``"xla"`` (gather then weighted sum) or ``"ffi"`` (the compiled fused kernel of
+        :mod:`vbinfer._ffi`, dense plans on CPU; elsewhere the XLA path). Same results up to
+        the order of the floating-point sum.
 
     Returns
     -------
@@ -193,14 +255,15 @@ def read(
     """
     width = n_pre * math.prod(batch)
     if rows is None:
-        # einsum, not multiply-and-sum: XLA turns it into a batched dot that reads the gathered
-        # rows once (the multiply-and-sum form was up to 15x slower with traced weights).
-        total = None
-        for r in range(plan.offsets.shape[0]):
-            g = gather_rows(buffer, plan.offsets[r], step, slots, n_nodes)
-            w = plan.weights[r].reshape(n_nodes, n_nodes)
-            term = jnp.einsum("ij,ijk->ik", w, g.reshape(n_nodes, n_nodes, width))
-            total = term if total is None else total + term
+        args = (buffer, plan.offsets, plan.weights, step, slots, n_nodes, width)
+        if kernel == "ffi":
+            total = jax.lax.platform_dependent(
+                *args[:4],
+                cpu=lambda *a: _dense_sum_ffi(*a, slots, n_nodes, width),
+                default=lambda *a: _dense_sum_xla(*a, slots, n_nodes, width),
+            )
+        else:
+            total = _dense_sum_xla(*args)
     else:
         g = gather_weighted(buffer, plan, step, slots, n_nodes)
         total = jax.ops.segment_sum(g, rows, num_segments=n_nodes, indices_are_sorted=True)

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vbinfer import delays
+from vbinfer import _ffi, delays
 from vbinfer._typing import Array, PRNGKey, PyTree
 from vbinfer._validate import check_finite, is_concrete
 from vbinfer.coupling import Coupling, linear
@@ -115,6 +115,7 @@ class Simulator:
     stimulus: Callable[[Array, Any], Array] | None
     t0: float
     warn_on_clip: bool
+    delay_kernel: str = "xla"
 
     # ------------------------------------------------------------------ properties
     @property
@@ -309,7 +310,9 @@ class Simulator:
             )
 
             def delayed_sum(buf, n):
-                return delays.read(buf, plan, n, slots, n_nodes, n_pre, batch, rows)
+                return delays.read(
+                    buf, plan, n, slots, n_nodes, n_pre, batch, rows, kernel=self.delay_kernel
+                )
 
         def instant_sum(h):
             if sparse:
@@ -509,6 +512,7 @@ def make_simulator(
     stimulus: Callable[[Array, Any], Array] | None = None,
     t0: float = 0.0,
     warn_on_clip: bool = False,
+    delay_kernel: str = "auto",
 ) -> Simulator:
     """Build a network simulator.
 
@@ -561,6 +565,12 @@ def make_simulator(
     warn_on_clip:
         When lags are traced (so they cannot be checked before the run), warn at run time if
         any exceeds ``max_lag`` (it is clipped to ``max_lag``).
+    delay_kernel:
+        How delayed coupling is summed: ``"auto"`` (default: the compiled CPU kernel of
+        :mod:`vbinfer._ffi` when it builds, else XLA), ``"ffi"`` (require the kernel) or
+        ``"xla"`` (XLA's gather then a weighted sum). Same numbers either way up to the order
+        of the floating-point sum; gradients and ``vmap`` work with both. Sparse networks and
+        non-CPU devices always use XLA.
 
     Returns
     -------
@@ -663,7 +673,27 @@ def make_simulator(
         stimulus=stimulus,
         t0=float(t0),
         warn_on_clip=bool(warn_on_clip),
+        delay_kernel=_delay_kernel(delay_kernel, max_lag),
     )
+
+
+DELAY_KERNELS = ("auto", "ffi", "xla")
+
+
+def _delay_kernel(choice: str, max_lag: int | None) -> str:
+    """Resolve ``make_simulator(delay_kernel=...)`` to ``"ffi"`` or ``"xla"``."""
+    if choice not in DELAY_KERNELS:
+        raise ValueError(f"delay_kernel must be one of {DELAY_KERNELS}, got {choice!r}")
+    if max_lag is None or choice == "xla":
+        return "xla"
+    if _ffi.available():
+        return "ffi"
+    if choice == "ffi":
+        raise ValueError(
+            f"delay_kernel='ffi': the compiled kernel is unavailable ({_ffi.build_error()}); "
+            "use 'auto' or 'xla'"
+        )
+    return "xla"
 
 
 # ---------------------------------------------------------------------- helpers
