@@ -4,8 +4,8 @@ Differentiable, batched simulators of brain activity (neural mass networks with 
 delays) and the pieces to turn them into likelihoods. Importing vbinfer changes no JAX
 configuration and draws no random numbers.
 
-Example
--------
+Examples
+--------
 >>> import jax, numpy as np
 >>> import vbinfer as vb
 >>> conn = vb.datasets.load_hagmann84().normalized("max")

@@ -163,8 +163,8 @@ def odeint(
     -------
     Array ``(num_steps // save_every, *x0.shape)``: the states after each saved step.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> xs = odeint(lambda t, x, a: -x, jnp.ones(()), 0.0, 0.01, 100)
     >>> round(float(xs[-1]), 4)

@@ -108,8 +108,8 @@ def make_network(
     speed:
         Conduction speed in mm/ms (> 0).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> net = make_network(np.ones((3, 3)), np.full((3, 3), 6.0), speed=3.0)
     >>> net.n_nodes
@@ -147,8 +147,8 @@ def _as_float_array(x: Any) -> Array:
 def to_sparse(network: Network, threshold: float = 0.0) -> SparseNetwork:
     """Keep the edges with ``|W[i, j]| > threshold`` (needs concrete weights).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> s = to_sparse(make_network(np.eye(3)[::-1]))
     >>> s.values.shape
@@ -176,8 +176,8 @@ def lags_in_steps(lengths: ArrayLike, speed: ArrayLike, dt: float, mode: str = "
 
     Returns int32 lags for ``"nearest"`` and ``"floor"``, floating lags for ``"linear"``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> lags_in_steps(np.array([0.0, 1.04, 1.06]), 1.0, 0.1).tolist()
     [0, 10, 11]
@@ -196,8 +196,8 @@ def lags_in_steps(lengths: ArrayLike, speed: ArrayLike, dt: float, mode: str = "
 def max_lag_steps(lengths: ArrayLike, speed: ArrayLike, dt: float, mode: str = "nearest") -> int:
     """The largest lag in steps for concrete lengths and speed (to size a simulator's buffer).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> max_lag_steps(np.array([[0.0, 30.0], [30.0, 0.0]]), 10.0, 0.01)
     300

@@ -109,8 +109,8 @@ def draw_noise(
     -------
     Array ``(num_steps, *shape)`` of standard normals.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax
     >>> draw_noise(jax.random.key(0), 20, (2, 3), block_steps=10).shape
     (20, 2, 3)

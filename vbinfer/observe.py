@@ -16,8 +16,8 @@ Axis conventions
   ``(n_nodes, *batch)`` convention. Any remaining axes are batch axes and keep their order.
 * Connectivity matrices are shaped ``(n_regions, n_regions, *batch)``.
 
-Example
--------
+Examples
+--------
 >>> import numpy as np
 >>> from vbinfer.observe import functional_connectivity, spectral_peak, welch_psd
 >>> t = np.arange(2000) / 1000.0                       # 2 s sampled at 1 kHz
@@ -158,8 +158,8 @@ def zscore(x: ArrayLike, axis: int = 0) -> Array:
         zeros instead of NaN, and its gradient stays finite. (The signal is shifted by its
         first sample before centring, so constants give exactly zero variance.)
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> [round(v, 4) for v in zscore(np.array([1.0, 2.0, 3.0])).tolist()]
     [-1.2247, 0.0, 1.2247]
@@ -293,8 +293,8 @@ def welch_psd(
     psd : Array
         ``x``'s shape with the time axis replaced by the frequency axis (same position).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> t = np.arange(4000) / 1000.0                    # 4 s at 1 kHz
     >>> freqs, psd = welch_psd(np.sin(2 * np.pi * 40.0 * t), fs=1000.0, nperseg=1000)
@@ -408,8 +408,8 @@ def log_psd(
     log_power : Array
         ``log10(psd + floor)``, shaped as ``psd``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> freqs, lp = log_psd(np.zeros(256), fs=100.0, nperseg=64)
     >>> lp.shape, lp.tolist()[3]
@@ -473,8 +473,8 @@ def band_power(freqs: ArrayLike, psd: ArrayLike, band: Sequence[float], axis: in
     Array
         ``[u]^2``; ``psd``'s shape without the frequency axis.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> freqs = np.arange(6) * 2.0                       # 0, 2, ..., 10 Hz
     >>> float(band_power(freqs, np.ones(6), (4.0, 8.0)))  # 3 bins of width 2 Hz
@@ -531,8 +531,8 @@ def spectral_peak(
     Array
         Peak frequency in Hz, ``psd``'s shape without the frequency axis.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> freqs = np.arange(5) * 1.0
     >>> float(spectral_peak(freqs, np.array([9.0, 1.0, 3.0, 2.0, 0.0]), band=(1.0, 4.0)))
@@ -592,8 +592,8 @@ def functional_connectivity(x: ArrayLike, axis: int = 0) -> Array:
         constant signal) has correlation 0 with every other region instead of NaN, and
         gradients stay finite.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> x = np.array([[0.0, 0.0, 1.0], [1.0, 2.0, 1.0], [2.0, 4.0, 1.0]])  # (3 time, 3 regions)
     >>> np.round(functional_connectivity(x), 6).tolist()  # region 2 is constant
@@ -634,8 +634,8 @@ def windowed_fc(x: ArrayLike, window: int, step: int, axis: int = 0) -> Array:
         ``(n_windows, n_regions, n_regions, *batch)``: :func:`functional_connectivity` of each
         window.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> windowed_fc(np.ones((100, 4)), window=20, step=10).shape
     (9, 4, 4)
@@ -683,8 +683,8 @@ def fc_upper(fc: ArrayLike) -> Array:
     Array
         ``(n * (n - 1) // 2, *batch)``, row-major order of ``numpy.triu_indices(n, k=1)``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> fc_upper(np.arange(9.0).reshape(3, 3)).tolist()
     [1.0, 2.0, 5.0]
@@ -727,8 +727,8 @@ def fc_corr(fc_a: ArrayLike, fc_b: ArrayLike) -> Array:
         ``(*batch)``, in ``[-1, 1]``. If either upper triangle is constant the correlation is
         undefined and 0 is returned (with finite gradients).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> fc = np.array([[1.0, 0.2, 0.5], [0.2, 1.0, -0.1], [0.5, -0.1, 1.0]])
     >>> round(float(fc_corr(fc, fc)), 6)
@@ -778,8 +778,8 @@ def fcd(x: ArrayLike, window: int, step: int, axis: int = 0) -> Array:
     Array
         ``(n_windows, n_windows, *batch)`` with ``n_windows = (n_time - window) // step + 1``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> x = np.random.default_rng(0).normal(size=(200, 5))  # (n_time, n_regions)
     >>> fcd(x, window=50, step=25).shape
@@ -837,8 +837,8 @@ def project_lead_field(
         ``x``'s layout with the region axis replaced by ``n_channels`` channels (the time axis
         stays at ``axis``).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> gain = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 2.0]])  # 3 channels, 2 regions
     >>> x = np.array([[1.0, 3.0]])                             # 1 time point, 2 regions
@@ -893,8 +893,8 @@ def subsample(x: ArrayLike, period: int, axis: int = 0) -> Array:
     Array
         ``x``'s shape with ``n_time // period`` samples on ``axis``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> subsample(np.arange(7.0), 3).tolist()
     [2.0, 5.0]
@@ -937,8 +937,8 @@ def temporal_average(x: ArrayLike, period: int, axis: int = 0) -> Array:
     Array
         ``x``'s shape with ``n_time // period`` samples on ``axis``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> temporal_average(np.arange(7.0), 3).tolist()
     [1.0, 4.0]

@@ -576,8 +576,8 @@ def make_simulator(
     -------
     :class:`Simulator`.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax, numpy as np
     >>> from vbinfer import models, network, simulate
     >>> sim = simulate.make_simulator(models.mpr, dt=0.01, num_steps=100, max_lag=20)

@@ -97,8 +97,8 @@ def make_kernel_gains(
     -------
     ``(lmax + 1,)`` gains, for :func:`apply_kernel` / :func:`~vbinfer.fields.apply_spectral`.
 
-    Example
-    -------
+    Examples
+    --------
     >>> g = make_kernel_gains("gaussian", 8, sigma=0.3)
     >>> round(float(g[0]), 6), bool(g[8] < g[1] < 1)
     (1.0, True)
@@ -145,8 +145,8 @@ def kernel_values(
     -------
     ``k(gamma)``, the shape of ``gamma``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> k = kernel_values("gaussian", jnp.array([0.0, 0.3]), sigma=0.3)
     >>> round(float(k[1] / k[0]), 5)  # exp(-1/2)
@@ -192,8 +192,8 @@ def apply_kernel(sht: SHT, field: ArrayLike, gains: ArrayLike) -> Array:
     -------
     ``(..., nlat, nlon)`` convolved field.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> from vbinfer.fields import make_sht
     >>> sht = make_sht(16)

@@ -183,8 +183,8 @@ def assoc_legendre(lmax: int, x: ArrayLike, mmax: int | None = None) -> np.ndarr
     -------
     ``(mmax + 1, lmax + 1, n)`` array ``[m, l, k]``, zero where ``l < m``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> p = assoc_legendre(2, [0.5])
     >>> bool(np.isclose(p[0, 1, 0], np.sqrt(3 / (4 * np.pi)) * 0.5))
@@ -236,8 +236,8 @@ def gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
     symmetrises: ``leggauss`` alone leaves quadrature errors of ~4e-13 at ``n = 128``, the
     polished rule ~1e-14.
 
-    Example
-    -------
+    Examples
+    --------
     >>> x, w = gauss_legendre(3)
     >>> bool(np.allclose(x, [np.sqrt(0.6), 0, -np.sqrt(0.6)]) and np.isclose(w.sum(), 2))
     True
@@ -283,8 +283,8 @@ def make_sht(nlat: int, lmax: int | None = None, *, dtype: Any = None) -> SHT:
     :class:`SHT`. Its two tables hold about ``(lmax + 1)^2 * ceil(nlat / 2)`` floats each
     (4.2 MB each at ``nlat = 128`` in float32, 67 MB each at ``nlat = 256`` in float64).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> sht = make_sht(16)
     >>> sht.field_shape, sht.coeffs_shape
@@ -345,8 +345,8 @@ def analysis(sht: SHT, field: ArrayLike) -> Array:
     ``(..., lmax + 1, lmax + 1)`` complex coefficients ``a[m, l] = ∫ f conj(Y_l^m) dΩ``
     (complex64 for a float32 field, complex128 for float64); zero where ``m > l``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> sht = make_sht(8)
     >>> lat, lon = grid_lat_lon(sht)
@@ -374,8 +374,8 @@ def synthesis(sht: SHT, coeffs: ArrayLike) -> Array:
     -------
     ``(..., nlat, nlon)`` real field, ``Σ_l [a_l^0 Y_l^0 + 2 Re Σ_{m>0} a_l^m Y_l^m]``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> sht = make_sht(8)
     >>> a = jnp.zeros(sht.coeffs_shape, jnp.complex64).at[0, 0].set(1.0)
@@ -409,8 +409,8 @@ def apply_spectral(sht: SHT, field: ArrayLike, gains: ArrayLike) -> Array:
     -------
     ``(..., nlat, nlon)`` field, batch axes broadcast between ``field`` and ``gains``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> sht = make_sht(8)
     >>> lat, lon = grid_lat_lon(sht)
@@ -459,8 +459,8 @@ def make_spectral_operator(sht: SHT, gains: ArrayLike) -> SpectralOperator:
     -------
     :class:`SpectralOperator` in the dtype of the transform's tables.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> sht = make_sht(8)
     >>> gains = jnp.exp(-0.1 * sht.degrees * (sht.degrees + 1))
@@ -495,8 +495,8 @@ def apply_operator(sht: SHT, operator: SpectralOperator, field: ArrayLike) -> Ar
     -------
     ``(..., nlat, nlon)`` field.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> sht = make_sht(8)
     >>> op = make_spectral_operator(sht, 2.0 * jnp.ones(sht.lmax + 1))  # times 2
@@ -532,8 +532,8 @@ def integrate(sht: SHT, field: ArrayLike) -> Array:
     -------
     ``(...)`` integrals.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> sht = make_sht(8)
     >>> round(float(integrate(sht, jnp.ones(sht.field_shape))), 5)  # 4 pi
@@ -553,8 +553,8 @@ def grid_lat_lon(sht: SHT) -> tuple[Array, Array]:
     ``lat``: ``(nlat,)`` latitudes ``pi/2 - theta`` in ``(-pi/2, pi/2)``, north to south
     (decreasing); ``lon``: ``(nlon,)`` longitudes ``2 pi j / nlon`` in ``[0, 2 pi)``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> lat, lon = grid_lat_lon(make_sht(4))
     >>> lat.shape, lon.shape, bool(lat[0] > 0 > lat[-1])
     ((4,), (8,), True)
@@ -574,8 +574,8 @@ def laplacian_eigenvalues(sht: SHT) -> Array:
     row ``m``); divide by ``R^2`` for a sphere of radius ``R``. For a gain per degree use
     ``-sht.degrees * (sht.degrees + 1)``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> ev = laplacian_eigenvalues(make_sht(4))
     >>> ev[0].tolist()
     [-0.0, -2.0, -6.0, -12.0]

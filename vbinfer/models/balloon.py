@@ -73,8 +73,8 @@ def bold_coefficients(
     time ``TE`` in s, the frequency offset ``nu_0`` and the relaxation slope ``r_0`` in Hz
     (values for 1.5 T), and ``epsilon`` the ratio of intra- to extravascular signal.
 
-    Example
-    -------
+    Examples
+    --------
     >>> [round(k, 4) for k in bold_coefficients()]
     [2.7726, 0.2, 0.5]
     """
@@ -127,8 +127,8 @@ def balloon_dfun(state: Array, coupling: Array, params: BalloonParams) -> Array:
     -------
     ``(4, *space)`` time derivative per ms (the per-second derivative divided by 1000).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> rest = jnp.array([[0.0], [1.0], [1.0], [1.0]])
     >>> d = balloon_dfun(rest, jnp.array([[1.0]]), BalloonParams())
@@ -160,8 +160,8 @@ def bold_signal(state: Array, params: BalloonParams) -> Array:
     -------
     ``space``-shaped BOLD signal, percent signal change for ``V0 = 4``; 0 at rest.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> float(bold_signal(jnp.array([0.0, 1.0, 1.0, 1.0]), BalloonParams()))
     0.0

@@ -107,8 +107,8 @@ def default_state(model: Model, space: tuple[int, ...] | int, dtype: Any = None)
     -------
     Array of shape ``(n_states, *space)``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> from vbinfer.models import mpr
     >>> default_state(mpr, 3).shape
     (2, 3)
@@ -121,8 +121,8 @@ def default_state(model: Model, space: tuple[int, ...] | int, dtype: Any = None)
 def take_rows(x: Array, idx: tuple[int, ...]) -> Array:
     """``x[idx]`` along axis 0 for static indices, with slices instead of a gather.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> take_rows(jnp.arange(4.0), (1, 2)).tolist()
     [1.0, 2.0]

@@ -84,8 +84,8 @@ def epileptor2d_dfun(state: Array, coupling: Array, params: Epileptor2DParams) -
     -------
     ``(2, *space)`` time derivative per (Epileptor) time unit, treated as ms.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> d = epileptor2d_dfun(jnp.array([[-1.5], [3.0]]), jnp.zeros((1, 1)), Epileptor2DParams())
     >>> d.shape

@@ -93,8 +93,8 @@ def generic_2d_oscillator_dfun(
     -------
     ``(2, *space)`` time derivative per ms.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> x = jnp.array([[-0.188652], [-0.113482]])  # near the default fixed point
     >>> d = generic_2d_oscillator_dfun(x, jnp.zeros((1, 1)), Generic2dOscillatorParams())

@@ -101,8 +101,8 @@ def jansen_rit_dfun(state: Array, coupling: Array, params: JansenRitParams) -> A
     -------
     ``(6, *space)`` time derivative per ms.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> d = jansen_rit_dfun(jnp.zeros((6, 3)), jnp.zeros((1, 3)), JansenRitParams())
     >>> d.shape
@@ -133,8 +133,8 @@ def jansen_rit_eeg(state: Array) -> Array:
     -------
     ``space``-shaped array, mV.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> float(jansen_rit_eeg(jnp.array([0.0, 5.0, 3.0, 0.0, 0.0, 0.0])))
     2.0

@@ -78,8 +78,8 @@ def kuramoto_dfun(state: Array, coupling: Array, params: KuramotoModelParams) ->
     -------
     ``(1, *space)`` time derivative, rad/ms.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> kuramoto_dfun(jnp.zeros((1, 2)), jnp.array([[0.5, -0.5]]), KuramotoModelParams()).tolist()
     [[1.5, 0.5]]

@@ -150,8 +150,8 @@ def larter_breakspear_dfun(state: Array, coupling: Array, params: LarterBreakspe
     -------
     ``(3, *space)`` time derivative per ms (times ``t_scale``).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> p = LarterBreakspearParams()
     >>> larter_breakspear_dfun(jnp.zeros((3, 4)), jnp.zeros((1, 4)), p).shape

@@ -62,8 +62,8 @@ def linear_dfun(state: Array, coupling: Array, params: LinearModelParams) -> Arr
     -------
     ``(1, *space)`` time derivative per ms.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> linear_dfun(jnp.array([[2.0]]), jnp.array([[0.5]]), LinearModelParams(lam=0.25)).tolist()
     [[0.0]]
@@ -87,8 +87,8 @@ def linear_drift_matrix(weights: ArrayLike, params: LinearModelParams) -> Array:
     -------
     ``(n_nodes, n_nodes)`` matrix ``A`` such that ``dx/dt = A x + I``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> linear_drift_matrix(jnp.array([[0.0, 1.0], [0.0, 0.0]]), LinearModelParams(lam=0.5)).tolist()
     [[-0.5, 1.0], [0.0, -0.5]]

@@ -67,8 +67,8 @@ def mpr_dfun(state: Array, coupling: Array, params: MPRParams) -> Array:
     -------
     ``(2, *space)`` time derivative per ms.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> d = mpr_dfun(jnp.array([[0.0811], [-1.9616]]), jnp.zeros((1, 1)), MPRParams())
     >>> bool(jnp.abs(d).max() < 1e-3)

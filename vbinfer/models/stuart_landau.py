@@ -67,8 +67,8 @@ def stuart_landau_dfun(state: Array, coupling: Array, params: StuartLandauParams
     -------
     ``(2, *space)`` time derivative per ms.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> p = StuartLandauParams(a=1.0, omega=0.5)
     >>> stuart_landau_dfun(jnp.array([[1.0], [0.0]]), jnp.zeros((2, 1)), p)[:, 0].tolist()

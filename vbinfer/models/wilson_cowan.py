@@ -118,8 +118,8 @@ def wilson_cowan_dfun(state: Array, coupling: Array, params: WilsonCowanParams) 
     -------
     ``(2, *space)`` time derivative per ms.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> d = wilson_cowan_dfun(jnp.zeros((2, 4)), jnp.zeros((1, 4)), WilsonCowanParams())
     >>> bool(jnp.abs(d).max() < 1e-7)

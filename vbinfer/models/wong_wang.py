@@ -146,8 +146,8 @@ def reduced_wong_wang_rate(state: Array, coupling: Array, params: ReducedWongWan
     -------
     ``space``-shaped rate in kHz (spikes per ms; times 1000 for Hz).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> r = reduced_wong_wang_rate(jnp.zeros((1, 2)), jnp.zeros((1, 2)), ReducedWongWangParams())
     >>> r.shape
@@ -174,8 +174,8 @@ def reduced_wong_wang_dfun(state: Array, coupling: Array, params: ReducedWongWan
     -------
     ``(1, *space)`` time derivative per ms.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> d = reduced_wong_wang_dfun(jnp.full((1, 3), 0.1), jnp.zeros((1, 3)), ReducedWongWangParams())
     >>> d.shape
@@ -269,8 +269,8 @@ def reduced_wong_wang_exc_inh_rates(
     -------
     ``(2, *space)``: ``H_e`` and ``H_i`` in Hz.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> p = ReducedWongWangExcInhParams()
     >>> reduced_wong_wang_exc_inh_rates(jnp.zeros((2, 4)), jnp.zeros((1, 4)), p).shape
@@ -305,8 +305,8 @@ def reduced_wong_wang_exc_inh_dfun(
     -------
     ``(2, *space)`` time derivative per ms.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> p = ReducedWongWangExcInhParams()
     >>> reduced_wong_wang_exc_inh_dfun(jnp.full((2, 3), 0.1), jnp.zeros((1, 3)), p).shape

@@ -43,8 +43,8 @@ def format_table(rows: Sequence[dict[str, Any]], digits: int = 3) -> str:
     str
         The table, one line per row after a header and a rule.
 
-    Example
-    -------
+    Examples
+    --------
     >>> print(format_table([{"name": "a", "z": 0.51234}]))
     name  z
     ----  -----
