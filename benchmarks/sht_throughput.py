@@ -36,6 +36,28 @@ then ``--repeats`` rounds in which every variant of a size runs ``--calls`` time
 minimum over all calls, with ``jax.block_until_ready``. The script prints the machine, the
 date, the command and the load average before and after.
 
+Full field step
+---------------
+A second table times one Heun step of a whole neural field: the Montbrio-Pazo-Roxin model at
+every point of the grid (float32, dt = 0.01 ms), with local coupling ``c_r = K * r`` applied
+at both Heun stages, ``--field-steps`` steps per call (the per-step time is the call time
+divided by the steps, so dispatch is amortised):
+
+- vbinfer: ``make_field_simulator(models.mpr, sht, gains, ...)`` and ``jax.jit(sim.run)``
+  (deterministic, one sample at the end; the kernel's operator precomputed at build time);
+- vbjax: ``jax.lax.scan`` of ``vbjax.heun_step`` with ``vbjax.mpr_dfun``, the coupling
+  ``make_shtdiff(nlat, D=D)(r)`` and ``adhoc=vbjax.mpr_r_positive`` (vbjax's own field step,
+  as in its ``tests/test_field_inference.py``, with MPR in place of ``-x``).
+
+Both apply the same operator: vbinfer is given vbjax's effective gains ``D l (l + 1)^2 / (2
+pi)`` (any kernel's gains cost the same), so the final states of the two can be compared: the
+table reports their max relative difference (float32 rounding, plus vbjax's missing order
+``m = lmax``, which the nonlinearity feeds). Initial state: ``r = 0.1 + 0.01 u``, ``V = -2``,
+``u`` a random field band-limited to ``lmax - 1`` with unit max.
+
+s2fft is not a dependency of vbinfer; the script records whether it can be imported (with
+``peers``) and does not time it.
+
 Run ``uv run python benchmarks/sht_throughput.py --help`` for the options.
 """
 
@@ -67,16 +89,22 @@ import jax.numpy as jnp
 import numpy as np
 
 import vbinfer
+from vbinfer import models, monitors
+from vbinfer.coupling import LinearParams
 from vbinfer.fields import (
+    FieldParams,
     analysis,
     apply_operator,
     apply_spectral,
+    make_field_simulator,
     make_sht,
     make_spectral_operator,
     synthesis,
 )
 
 BATCH = 16
+FIELD_STEPS = 100
+FIELD_DT = 0.01  # ms
 D = 0.0004  # vbjax's default diffusion coefficient; errors are relative, so it scales out
 SEED = 0
 RESULTS = Path(__file__).resolve().parent / "results" / "sht_throughput.json"
@@ -89,6 +117,20 @@ def import_vbjax():
     with contextlib.redirect_stdout(io.StringIO()):  # vbjax prints a banner on import
         import vbjax
     return vbjax
+
+
+_SHTDIFF: dict[int, tuple[Callable, float]] = {}
+
+
+def vbjax_shtdiff(vbjax: Any, nlat: int) -> tuple[Callable, float]:
+    """``make_shtdiff(nlat, D=D)`` and its build time, built once per size (it is slow: its
+    tables come from scipy's ``sph_harm_y``, minutes at nlat 128 on a loaded machine)."""
+    if nlat not in _SHTDIFF:
+        t0 = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            f = vbjax.make_shtdiff(nlat, D=D)
+        _SHTDIFF[nlat] = (f, time.perf_counter() - t0)
+    return _SHTDIFF[nlat]
 
 
 def gains_documented(lmax: int) -> np.ndarray:
@@ -257,10 +299,7 @@ def run_size(nlat: int, args: argparse.Namespace, vbjax: Any) -> list[dict[str, 
     # vbjax float32
     if vbjax is not None:
         try:
-            t0 = time.perf_counter()
-            with contextlib.redirect_stdout(io.StringIO()):
-                f = vbjax.make_shtdiff(nlat, D=D)
-            setup = time.perf_counter() - t0
+            f, setup = vbjax_shtdiff(vbjax, nlat)
             vb_op = jax.vmap(f)
             add(
                 "vbjax op f32",
@@ -347,6 +386,98 @@ def _stats(ts: list[float]) -> dict[str, Any]:
     }
 
 
+# ----------------------------------------------------------------------------- field step
+
+
+def field_initial_state(nlat: int, seed: int) -> np.ndarray:
+    """``(2, nlat, nlon)`` MPR state: ``r = 0.1 + 0.01 u`` (``u`` band-limited to lmax - 1), V = -2."""
+    u = test_fields(nlat, nlat - 2, 1, seed)["field"][0]
+    u = u / np.max(np.abs(u))
+    return np.stack([0.1 + 0.01 * u, np.full_like(u, -2.0)]).astype(np.float32)
+
+
+def run_field_step(nlat: int, args: argparse.Namespace, vbjax: Any) -> list[dict[str, Any]]:
+    """One Heun step of an MPR field with spectral local coupling, vbinfer and vbjax."""
+    steps = args.field_steps
+    lmax = nlat - 1
+    x0 = jnp.asarray(field_initial_state(nlat, SEED + 2))
+    gains = gains_vbjax(lmax)
+    fns: dict[str, tuple[Callable, Any]] = {}
+    meta: dict[str, dict[str, Any]] = {}
+    finals: dict[str, np.ndarray] = {}
+
+    def add(name: str, library: str, variant: str, fn, x, setup_s):
+        compiled, compile_s = compile_fn(fn, x)
+        fns[name] = (compiled, x)
+        finals[name] = np.asarray(compiled(x), dtype=np.float64)
+        meta[name] = {
+            "nlat": nlat,
+            "nlon": 2 * nlat,
+            "lmax": lmax,
+            "steps_per_call": steps,
+            "library": library,
+            "variant": variant,
+            "dtype": "float32",
+            "setup_s": setup_s,
+            "compile_s": compile_s,
+            "finite": bool(np.all(np.isfinite(finals[name]))),
+        }
+
+    t0 = time.perf_counter()
+    sht = make_sht(nlat, dtype=jnp.float32)
+    sim = make_field_simulator(
+        models.mpr,
+        sht,
+        jnp.asarray(gains, jnp.float32),
+        dt=FIELD_DT,
+        num_steps=steps,
+        monitors=[monitors.subsample()],
+        sample_every=steps,
+    )
+    setup = time.perf_counter() - t0
+    params = FieldParams(models.MPRParams(), local=LinearParams(a=1.0, b=0.0))
+
+    def vbinfer_run(x, sim=sim, params=params):
+        return sim.to_grid(sim.run(None, params, None, x.reshape(2, -1)).final.x)
+
+    add("vbinfer", "vbinfer", "make_field_simulator (Heun)", vbinfer_run, x0, setup)
+
+    if vbjax is not None:
+        try:
+            lc, setup = vbjax_shtdiff(vbjax, nlat)
+            theta = vbjax.mpr_default_theta
+
+            def dfun(x, p, lc=lc):
+                return vbjax.mpr_dfun(x, (lc(x[0]), 0.0), p)
+
+            def vbjax_run(x, theta=theta, dfun=dfun):
+                def one(x, _):
+                    return vbjax.heun_step(
+                        x, dfun, FIELD_DT, theta, adhoc=vbjax.mpr_r_positive
+                    ), None
+
+                return jax.lax.scan(one, x, None, length=steps)[0]
+
+            add("vbjax", "vbjax", "heun_step + make_shtdiff", vbjax_run, x0, setup)
+        except Exception:
+            traceback.print_exc()
+
+    times = time_interleaved(fns, args.repeats, args.calls)
+    rows = []
+    for name, ts in times.items():
+        st = _stats(ts)
+        row = {
+            **meta[name],
+            **st,
+            "step_us": st["median_ms"] * 1e3 / steps,
+            "step_min_us": st["min_ms"] * 1e3 / steps,
+        }
+        if name == "vbinfer" and "vbjax" in finals:
+            row["diff_vs_vbjax"] = rel_err(finals["vbinfer"], finals["vbjax"])
+        rows.append(row)
+    return rows
+
+
 # ----------------------------------------------------------------------------- report
 
 
@@ -398,6 +529,12 @@ def markdown(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
             + "."
         )
     out.append("")
+    out.append(machine_markdown(info))
+    return "\n".join(out)
+
+
+def machine_markdown(info: dict[str, Any]) -> str:
+    out = []
     m = info["machine"]
     out.append("### Machine")
     out.append("")
@@ -416,6 +553,41 @@ def markdown(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def markdown_field(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
+    out = [
+        "## Full field step: MPR at every grid point, local coupling at both Heun stages\n",
+        f"Time per Heun step (float32, one field of `(2, nlat, 2 nlat)`), from calls of "
+        f"{info['field_steps']} steps: median (min) over {info['repeats']} interleaved rounds "
+        f"of {info['calls']} calls. `vbjax / this`: vbjax's median over this row's. `diff`: max "
+        "relative difference of vbinfer's final state from vbjax's (same operator, see the "
+        "script's docstring).\n",
+        "| nlat | library | call | time per step (us) | vbjax / this | diff | finite "
+        "| compile (s) | setup (s) |",
+        "|---:|---|---|---:|---:|---:|---|---:|---:|",
+    ]
+    ref = {r["nlat"]: r["step_us"] for r in rows if r["library"] == "vbjax"}
+    for r in rows:
+        ratio = ref.get(r["nlat"])
+        ratio_s = f"{ratio / r['step_us']:.2f}" if ratio else ""
+        diff = f"{r['diff_vs_vbjax']:.1e}" if "diff_vs_vbjax" in r else ""
+        out.append(
+            f"| {r['nlat']} | {r['library']} | {r['variant']} "
+            f"| {r['step_us']:.1f} ({r['step_min_us']:.1f}) | {ratio_s} | {diff} | {r['finite']} "
+            f"| {r['compile_s']:.2f} | {r['setup_s']:.2f} |"
+        )
+    return "\n".join(out)
+
+
+def s2fft_status() -> str:
+    try:
+        import s2fft  # noqa: F401
+    except Exception as exc:  # not a dependency; only recorded
+        return f"not importable ({type(exc).__name__}: {exc})"
+    from importlib.metadata import version
+
+    return f"importable, version {version('s2fft')} (not timed)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nlats", type=int, nargs="+", default=[32, 64, 128])
@@ -424,6 +596,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=5, help="calls per round (default 5)")
     parser.add_argument("--no-peers", action="store_true", help="vbinfer only")
     parser.add_argument("--no-float64", action="store_true")
+    parser.add_argument(
+        "--field-steps",
+        type=int,
+        default=FIELD_STEPS,
+        help=f"Heun steps per call of the full field step (default {FIELD_STEPS})",
+    )
+    parser.add_argument("--no-field", action="store_true", help="skip the full field step")
+    parser.add_argument("--no-sht", action="store_true", help="skip the transform table")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -438,12 +618,19 @@ def main(argv: list[str] | None = None) -> int:
             peers["vbjax"] = version("vbjax")
         except ImportError:
             print("vbjax is not installed (uv sync --extra bench); running vbinfer only")
+    peers["s2fft"] = s2fft_status()
     rows: list[dict[str, Any]] = []
+    field_rows: list[dict[str, Any]] = []
     for nlat in args.nlats:
-        print(f"nlat = {nlat} ...", file=sys.stderr, flush=True)
-        rows.extend(run_size(nlat, args, vbjax))
+        if not args.no_sht:
+            print(f"nlat = {nlat}: transforms ...", file=sys.stderr, flush=True)
+            rows.extend(run_size(nlat, args, vbjax))
+        if not args.no_field:
+            print(f"nlat = {nlat}: field step ...", file=sys.stderr, flush=True)
+            field_rows.extend(run_field_step(nlat, args, vbjax))
     info = {
         "batch": args.batch,
+        "field_steps": args.field_steps,
         "repeats": args.repeats,
         "calls": args.calls,
         "D": D,
@@ -453,9 +640,17 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
     }
-    print(markdown(rows, info))
+    parts = []
+    if rows:
+        parts.append(markdown(rows, info))  # ends with the machine block
+    if field_rows:
+        parts.append(markdown_field(field_rows, info))
+        if not rows:
+            parts.append(machine_markdown(info))
+    print("\n\n".join(parts))
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"info": info, "rows": rows}, indent=2) + "\n")
+    result = {"info": info, "rows": rows, "field_rows": field_rows}
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {args.output}", file=sys.stderr)
     return 0
 

@@ -6,7 +6,11 @@ coefficients and back (pure JAX, float32 or float64, batched, differentiable);
 (heat kernel, Gaussian, difference of Gaussians) so that a convolution on the sphere is one
 forward and one inverse transform (:func:`apply_kernel`), or, for gains applied many times,
 one precomputed matrix product per order (:func:`make_spectral_operator`,
-:func:`apply_operator`).
+:func:`apply_operator`); :mod:`vbinfer.fields.field` runs any model of :mod:`vbinfer.models` at
+every grid point with that local coupling, optional delayed coupling between regions through a
+connectome, and noise per point (:func:`make_field_simulator`); :mod:`vbinfer.fields.plots`
+draws a field on a map or a globe and animates a run (:func:`plot_map`, :func:`plot_globe`,
+:func:`animate`).
 
 Example
 -------
@@ -19,8 +23,10 @@ Example
 True
 """
 
-from vbinfer.fields import kernels, sht
+from vbinfer.fields import field, kernels, plots, sht
+from vbinfer.fields.field import FieldParams, FieldSimulator, make_field_simulator, region_areas
 from vbinfer.fields.kernels import apply_kernel, kernel_values, make_kernel_gains
+from vbinfer.fields.plots import animate, plot_globe, plot_map
 from vbinfer.fields.sht import (
     SHT,
     SpectralOperator,
@@ -38,20 +44,29 @@ from vbinfer.fields.sht import (
 
 __all__ = [
     "SHT",
+    "FieldParams",
+    "FieldSimulator",
     "SpectralOperator",
     "analysis",
+    "animate",
     "apply_kernel",
     "apply_operator",
     "apply_spectral",
     "assoc_legendre",
+    "field",
     "grid_lat_lon",
     "integrate",
     "kernel_values",
     "kernels",
     "laplacian_eigenvalues",
+    "make_field_simulator",
     "make_kernel_gains",
     "make_sht",
     "make_spectral_operator",
+    "plot_globe",
+    "plot_map",
+    "plots",
+    "region_areas",
     "sht",
     "synthesis",
 ]
