@@ -39,3 +39,38 @@ __all__ = [
     "summary",
     "with_values",
 ]
+
+# Many-parameter network fits and identifiability at a MAP (issue 8, items 5 and 6).
+from vbinfer.inference import transforms
+from vbinfer.inference.identifiability import (
+    Identifiability,
+    Profile,
+    Spectrum,
+    fisher_information,
+    hessian,
+    identifiability,
+    profile_likelihood,
+    spectrum,
+)
+from vbinfer.inference.network_fit import (
+    NetworkFit,
+    NetworkProblem,
+    fit_network,
+    make_network_problem,
+)
+
+__all__ += [
+    "Identifiability",
+    "NetworkFit",
+    "NetworkProblem",
+    "Profile",
+    "Spectrum",
+    "fisher_information",
+    "fit_network",
+    "hessian",
+    "identifiability",
+    "make_network_problem",
+    "profile_likelihood",
+    "spectrum",
+    "transforms",
+]
