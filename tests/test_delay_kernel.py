@@ -110,3 +110,19 @@ def test_bad_delay_kernel_is_rejected(monkeypatch):
     with pytest.raises(ValueError, match="delay_kernel='ffi': the compiled kernel is unavailable"):
         simulate.make_simulator(mpr, dt=DT, num_steps=10, max_lag=5, delay_kernel="ffi")
     assert simulate.make_simulator(mpr, dt=DT, num_steps=10, max_lag=5).delay_kernel == "xla"
+
+
+def test_nested_differentiation_through_the_kernel(x64):
+    """jax.hessian (forward over reverse) through a delayed scan with the kernel."""
+    xla, ffi, net = _sims("linear", steps=60)
+
+    def loss(sim, th):
+        p = _params(eta=th[0], a=th[1])
+        out = sim.run(jax.random.key(4), p, net._replace(speed=th[2])).outputs["tavg"]
+        return jnp.mean(out[:, 0] ** 2)
+
+    th = jnp.array([-4.6, 1.5, SPEED])
+    h_ffi = jax.hessian(lambda t: loss(ffi, t))(th)
+    h_xla = jax.hessian(lambda t: loss(xla, t))(th)
+    np.testing.assert_allclose(h_ffi, h_xla, rtol=1e-9)
+    np.testing.assert_allclose(h_ffi, h_ffi.T, rtol=1e-7, atol=1e-12)

@@ -4,6 +4,8 @@
   its table of diagnostics and writes plots and results to an output folder it names;
   ``vbinfer demo`` alone runs :data:`DEFAULT_WORKFLOW`.
 - ``vbinfer bench [NAME ...]`` runs the benchmarks of a source checkout and prints their tables.
+- ``vbinfer sweep CONFIG`` and ``vbinfer sbc CONFIG`` run a TOML job in-process or on a Dask
+  cluster (``--scheduler ADDRESS``, ``--local-workers N``), resumable (:mod:`vbinfer.cluster`).
 """
 
 from __future__ import annotations
@@ -126,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="run the benchmarks (source checkout) and print tables")
     bench.add_argument("names", nargs="*", help=f"any of {', '.join(BENCHMARKS)} (default: all)")
     bench.add_argument("--quick", action="store_true", help="pass --quick to each benchmark")
+    from vbinfer.cluster.cli import add_parsers as add_cluster_parsers
+
+    add_cluster_parsers(sub)  # vbinfer sweep CONFIG, vbinfer sbc CONFIG
     return parser
 
 
@@ -136,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         return _demo(args)
     if args.command == "bench":
         return _bench(args)
+    if args.command in ("sweep", "sbc"):
+        return args.func(args)
     return 2
 
 

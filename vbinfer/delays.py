@@ -188,8 +188,9 @@ def _dense_sum_ffi(
 ) -> Array:
     """As :func:`_dense_sum_xla`, through the compiled kernel of :mod:`vbinfer._ffi`.
 
-    Derivatives: the kernel is bilinear in (buffer, weights); its tangent is computed with the
-    XLA path, so forward and reverse mode both work (reverse mode transposes XLA's gather).
+    Derivatives: the kernel is bilinear in (buffer, weights). Under any differentiation the
+    value and its tangent are computed with the XLA path, so forward, reverse and nested modes
+    (Hessians) all work; the compiled kernel serves runs that are not differentiated.
     """
     if not _ffi.available():
         raise RuntimeError(f"vbinfer's compiled delay kernel is unavailable: {_ffi.build_error()}")
@@ -212,7 +213,9 @@ def _dense_sum_ffi(
 def _dense_sum_ffi_jvp(slots, n_nodes, width, primals, tangents):
     buffer, offsets, weights, step = primals
     d_buffer, _, d_weights, _ = tangents
-    out = _dense_sum_ffi(buffer, offsets, weights, step, slots, n_nodes, width)
+    # The primal under differentiation goes through XLA too: a compiled call inside a JVP rule
+    # does not survive nested differentiation (jax.hessian over a scan), XLA's gather does.
+    out = _dense_sum_xla(buffer, offsets, weights, step, slots, n_nodes, width)
     zero = jax.custom_derivatives.SymbolicZero
     tangent = jnp.zeros_like(out)
     if not isinstance(d_buffer, zero):
