@@ -160,8 +160,8 @@ def bold(
     tr_ms: repetition time in ms.
     name: output key.
 
-    Example
-    -------
+    Examples
+    --------
     >>> m = bold(0, gain=1000.0, tr_ms=720.0)
     >>> m.name
     'bold'
@@ -222,7 +222,10 @@ def lead_field(
     variable: state index used when ``fn`` is ``None``.
     name: output key.
 
-    Output ``(num_samples, n_channels, *batch)``.
+    Returns
+    -------
+    Monitor
+        Its output is ``(num_samples, n_channels, *batch)``.
     """
     g = jnp.asarray(gain_matrix)
     if g.ndim != 2:
@@ -344,8 +347,8 @@ def psd(
         :class:`~vbinfer.simulate.SimState`) continues the same estimate: the result is the PSD
         of the whole series so far.
 
-    Example
-    -------
+    Examples
+    --------
     >>> from vbinfer import models, network, simulate
     >>> import numpy as np
     >>> sim = simulate.make_simulator(

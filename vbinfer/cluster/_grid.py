@@ -43,8 +43,8 @@ def grid_points(grid: Mapping[str, Any]) -> dict[str, np.ndarray]:
     last parameter varies fastest, as ``itertools.product`` and ``np.meshgrid(indexing="ij")``).
     Values are cast to the dtype JAX computes in (float32 unless x64 is enabled).
 
-    Example
-    -------
+    Examples
+    --------
     >>> p = grid_points({"eta": [-5.0, -4.0], "a": [0.1, 0.2, 0.3]})
     >>> p["eta"].tolist(), p["a"].shape
     ([-5.0, -5.0, -5.0, -4.0, -4.0, -4.0], (6,))

@@ -64,8 +64,8 @@ def make_replicate_fn(
 
     Returns ``{"ranks": {name: int32 (*shape)}, "truth": {name: (*shape)}}``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> rep = make_replicate_fn(problem, "laplace", num_samples=200, thin=2)  # doctest: +SKIP
     >>> rep(jax.random.key(0), None)["ranks"]["theta"]    # ints in 0..100     # doctest: +SKIP
     """
@@ -176,8 +176,8 @@ def sbc(
     :class:`vbinfer.inference.sbc.SBCResult` (ranks, number of draws, truths, chi-square
     p-values of rank uniformity, wall time).
 
-    Example
-    -------
+    Examples
+    --------
     >>> res = sbc(jax.random.key(0), problem, 200, "laplace", store="sbc-out")  # doctest: +SKIP
     >>> res.p_values                                                            # doctest: +SKIP
     """

@@ -147,8 +147,8 @@ def open_sweep(store: str | os.PathLike, unstack: bool = False):
     the parameters as coordinates and the outputs as variables. Chunks not yet computed are
     simply absent; ``ds.attrs["num_points"]`` tells how many there will be.
 
-    Example
-    -------
+    Examples
+    --------
     >>> ds = open_sweep("sweep-out")          # doctest: +SKIP
     >>> ds["mean"].sel(point=0)               # doctest: +SKIP
     """

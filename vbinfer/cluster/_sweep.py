@@ -372,8 +372,8 @@ def sweep(
         After all other chunks finished, if some chunks failed on every attempt; it lists their
         parameters (also written to ``store/failures.json``).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax, jax.numpy as jnp
     >>> res = sweep(lambda p: {"y": jnp.sin(p["x"]) * p["a"]},
     ...             {"x": jnp.linspace(0, 1, 5), "a": [1.0, 2.0]}, chunk_size=4, progress=False)

@@ -120,8 +120,8 @@ def _unknown(sec: Mapping[str, Any], where: str, known: set[str]) -> None:
 def grid_from_config(grid: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """``{name: values}`` from a ``[grid]`` table: lists, or ``{start, stop, num[, log]}``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> grid_from_config({"a": [1, 2], "b": {"start": 0.0, "stop": 1.0, "num": 3}})["b"]
     array([0. , 0.5, 1. ])
     """

@@ -40,8 +40,8 @@ def worker_env(threads_per_worker: int = 1, xla_flags: str | None = None) -> dic
     ``{name: value}`` to pass as ``LocalCluster(env=...)``, ``dask worker`` environment or the
     ``job_script_prologue`` of a dask-jobqueue cluster (as ``export NAME=value`` lines).
 
-    Example
-    -------
+    Examples
+    --------
     >>> worker_env()["XLA_FLAGS"]
     '--xla_cpu_multi_thread_eigen=false'
     """
@@ -131,8 +131,8 @@ def local_cluster(
     ``distributed.LocalCluster``; use it as a context manager, or pass it (or
     ``distributed.Client(cluster)``) as ``client=`` to :func:`~vbinfer.cluster.sweep`.
 
-    Example
-    -------
+    Examples
+    --------
     >>> with local_cluster(2) as cluster:                        # doctest: +SKIP
     ...     res = sweep(fn, grid, client=cluster, store="out")
     """

@@ -12,8 +12,8 @@ connectome, and noise per point (:func:`make_field_simulator`); :mod:`vbinfer.fi
 draws a field on a map or a globe and animates a run (:func:`plot_map`, :func:`plot_globe`,
 :func:`animate`).
 
-Example
--------
+Examples
+--------
 >>> import jax.numpy as jnp
 >>> from vbinfer import fields
 >>> sht = fields.make_sht(32)

@@ -585,8 +585,8 @@ def make_field_simulator(
     -------
     :class:`FieldSimulator`; call ``sim.run(key, params, network, init)``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax, jax.numpy as jnp
     >>> from vbinfer import coupling, fields, models
     >>> sht = fields.make_sht(16)
@@ -743,8 +743,8 @@ def region_areas(sht: SHT, region_map: ArrayLike, n_regions: int | None = None) 
     -------
     ``(n_regions,)`` float64 areas.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> from vbinfer.fields import make_sht
     >>> sht = make_sht(8)

@@ -76,8 +76,8 @@ def plot_map(
     -------
     The :class:`~matplotlib.figure.Figure`.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> from vbinfer.fields import make_sht, grid_lat_lon
     >>> sht = make_sht(16)
@@ -133,8 +133,8 @@ def plot_globe(
     -------
     The :class:`~matplotlib.figure.Figure`.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> from vbinfer.fields import make_sht, grid_lat_lon
     >>> sht = make_sht(16)
@@ -206,8 +206,8 @@ def animate(
     -------
     The :class:`~pathlib.Path` written.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np, tempfile, os
     >>> from vbinfer.fields import make_sht
     >>> sht = make_sht(8)

@@ -415,8 +415,8 @@ def hessian(
     -------
     ``(dim, dim)`` symmetric matrix (``(k, k)`` for ``k`` coordinates).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp, numpyro.distributions as dist
     >>> from vbinfer.inference import make_problem
     >>> p = make_problem({"a": dist.Normal(0, 2)}, lambda th: th["a"] * jnp.ones(4), noise_sd=0.5)
@@ -459,8 +459,8 @@ def fisher_information(
     -------
     ``(dim, dim)`` symmetric positive semi-definite matrix (without the prior).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp, numpyro.distributions as dist
     >>> from vbinfer.inference import make_problem
     >>> p = make_problem({"a": dist.Normal(0, 2)}, lambda th: th["a"] * jnp.ones(4), noise_sd=0.5)
@@ -527,8 +527,8 @@ def spectrum(
     -------
     :class:`Spectrum`.
 
-    Example
-    -------
+    Examples
+    --------
     >>> s = spectrum([[2.0, 0.0], [0.0, 1e-6]], ["a", "b"], num_directions=1)
     >>> s.sloppy[0].loadings
     (('b', 1.0),)
@@ -592,8 +592,8 @@ def identifiability(
     -------
     :class:`Identifiability`.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp, numpyro.distributions as dist
     >>> from vbinfer.inference import make_problem
     >>> p = make_problem({"a": dist.Normal(0, 10), "b": dist.Normal(0, 10)},
@@ -664,8 +664,8 @@ def profile_likelihood(
     -------
     :class:`Profile`.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp, numpyro.distributions as dist
     >>> from vbinfer.inference import make_problem
     >>> p = make_problem({"a": dist.Normal(0, 1), "b": dist.Normal(0, 1)},

@@ -379,8 +379,8 @@ def make_network_problem(
     -------
     :class:`NetworkProblem`.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np, vbinfer as vb
     >>> sim = vb.make_simulator(vb.models.linear, dt=1.0, num_steps=50)
     >>> net = vb.make_network(0.1 * (1 - np.eye(3)))
@@ -606,8 +606,8 @@ def fit_network(
     :class:`NetworkFit`: the best start's parameters and network, the fitted values, its loss
     trace and the final loss of every start.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax, numpy as np, vbinfer as vb
     >>> sim = vb.make_simulator(vb.models.linear, dt=1.0, num_steps=50)
     >>> net = vb.make_network(0.1 * (1 - np.eye(3)))

@@ -41,8 +41,8 @@ TRANSFORM_NAMES = ("real", "positive", "softplus", "unit")
 def real() -> constraints.Constraint:
     """The real line (identity transform).
 
-    Example
-    -------
+    Examples
+    --------
     >>> make_transform(real())(2.0)
     2.0
     """
@@ -52,8 +52,8 @@ def real() -> constraints.Constraint:
 def positive(kind: str = "exp") -> constraints.Constraint:
     """Positive values: ``kind="exp"`` (``exp(u)``) or ``"softplus"`` (``log(1 + exp(u))``).
 
-    Example
-    -------
+    Examples
+    --------
     >>> round(float(make_transform(positive())(0.0)), 6)
     1.0
     """
@@ -75,8 +75,8 @@ def bounded(lower: ArrayLike, upper: ArrayLike, *, name: str = "bounds") -> cons
     name:
         What the bounds belong to, for error messages.
 
-    Example
-    -------
+    Examples
+    --------
     >>> float(make_transform(bounded(-2.0, 4.0))(0.0))
     1.0
     """
@@ -113,8 +113,8 @@ def as_constraint(spec: Any, name: str = "transform") -> constraints.Constraint:
     name:
         Argument name used in error messages (e.g. ``"transforms['model.eta']"``).
 
-    Example
-    -------
+    Examples
+    --------
     >>> as_constraint((0.0, 2.0))
     Interval(lower_bound=0.0, upper_bound=2.0)
     """
@@ -145,8 +145,8 @@ def as_constraint(spec: Any, name: str = "transform") -> constraints.Constraint:
 def make_transform(spec: Any, name: str = "transform") -> Transform:
     """The bijection from the real line onto the support named by ``spec``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> t = make_transform("positive")
     >>> round(float(t.inv(t(0.5))), 6)
     0.5
@@ -160,8 +160,8 @@ def to_unconstrained(spec: Any, value: ArrayLike, name: str = "value") -> Array:
     Raises ``ValueError`` if ``value`` lies outside the support or on its boundary (where the
     unconstrained coordinate would be infinite).
 
-    Example
-    -------
+    Examples
+    --------
     >>> float(to_unconstrained("positive", 1.0))
     0.0
     """

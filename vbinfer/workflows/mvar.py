@@ -156,8 +156,8 @@ def random_stable_weights(
     -------
     ``(n_nodes, n_nodes)`` float array ``W``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax
     >>> W = random_stable_weights(jax.random.key(0), 4)
     >>> W.shape
@@ -231,8 +231,8 @@ def transition_mean(
     -------
     ``(num_times, n_states, n_nodes)``: ``x_t + dt f(x_t)``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax.numpy as jnp
     >>> from vbinfer import AdditiveNoise, SimParams, make_network, make_simulator, models
     >>> sim = make_simulator(models.linear, dt=1.0, num_steps=10, integrator="euler",
@@ -313,8 +313,8 @@ def mvar_problem(
     -------
     :class:`~vbinfer.inference.Problem` with ``data_shape = (num_steps + 1, n_nodes)``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> from vbinfer import AdditiveNoise, SimParams, make_simulator, models
     >>> sim = make_simulator(models.linear, dt=1.0, num_steps=10, integrator="euler",
     ...                      noise=AdditiveNoise(0.1))
@@ -373,8 +373,8 @@ def make_mvar_simulator(
 ) -> Simulator:
     """Euler-Maruyama simulator of linear nodes recording every state (output ``"x"``).
 
-    Example
-    -------
+    Examples
+    --------
     >>> make_mvar_simulator(100).num_samples
     100
     """
@@ -412,8 +412,8 @@ def simulate_mvar(
     -------
     :class:`MVARData` with ``states`` ``(num_steps + 1, n_nodes)``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax
     >>> simulate_mvar(jax.random.key(0), n_nodes=3, num_steps=50).states.shape
     (51, 3)
@@ -451,8 +451,8 @@ def expected_mse(states: ArrayLike, dt: float, sigma: float) -> float:
     -------
     float, in (ms^-1)^2.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> round(expected_mse(np.array([[1.0], [1.0], [0.0]]), 1.0, 1.0), 3)  # X^T X = 2
     0.5
@@ -511,8 +511,8 @@ def run(
     by each criterion, metrics (``mse_map``, ``expected_mse``, ``coverage_2sd``,
     ``max_abs_z``, ``min_shrinkage``, ``min_ess``, ``max_rhat``, wall times in s, ...).
 
-    Example
-    -------
+    Examples
+    --------
     >>> report = run(None, quick=True, backend="map", progress=False)  # doctest: +SKIP
     >>> report.metrics["mse_map"] < 2 * report.metrics["expected_mse"]  # doctest: +SKIP
     True

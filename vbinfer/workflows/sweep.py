@@ -132,8 +132,8 @@ def grid_points(grid: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
     ``{name: (num_points,) array}``: point ``g`` of the flattened grid has ``values[g]`` for
     every name, and ``np.unravel_index(g, shape)`` gives its grid index.
 
-    Example
-    -------
+    Examples
+    --------
     >>> p = grid_points({"a": [0.0, 1.0], "b": [10.0, 20.0, 30.0]})
     >>> p["a"].tolist(), p["b"].tolist()
     ([0.0, 0.0, 0.0, 1.0, 1.0, 1.0], [10.0, 20.0, 30.0, 10.0, 20.0, 30.0])
@@ -146,8 +146,8 @@ def grid_points(grid: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
 def point_keys(key: PRNGKey, indices: ArrayLike) -> Array:
     """One PRNG key per grid point: ``fold_in(key, g)`` for each flat index ``g``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax
     >>> point_keys(jax.random.key(0), [0, 5]).shape
     (2,)
@@ -191,8 +191,8 @@ def sweep_grid(
     -------
     :class:`SweepResult` whose ``values`` leaves have shape ``(*grid_shape, ...)``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> r = sweep_grid(lambda p, k: {"s": p["a"] + p["b"]},
     ...                {"a": [0.0, 1.0], "b": [10.0, 20.0, 30.0]}, batch_size=4)
     >>> r.values["s"].tolist()
@@ -280,8 +280,8 @@ def make_mpr_sweep_fn(
     the simulator factory ``make_sim(sigma)``, the network, ``params(points)`` and sizes, for
     one-at-a-time runs and bookkeeping.
 
-    Example
-    -------
+    Examples
+    --------
     >>> fn, setup = make_mpr_sweep_fn(duration_ms=20.0, transient_ms=10.0)
     >>> setup["n_nodes"], setup["num_steps"]
     (84, 1000)
@@ -420,8 +420,8 @@ def run(
     (simulations/s and node-steps/s, compilation excluded); ``passed`` is ``None`` (a sweep
     has no recovery criteria) unless a simulation diverged (``False``).
 
-    Example
-    -------
+    Examples
+    --------
     >>> report = run(None, quick=True, progress=False)  # doctest: +SKIP
     >>> report.metrics["grid_shape"]  # doctest: +SKIP
     [3, 2, 3]
