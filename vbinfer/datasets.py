@@ -38,13 +38,16 @@ import numpy as np
 __all__ = [
     "HAGMANN84_CREDIT",
     "HCP80_CREDIT",
+    "LEADFIELD_1020_CREDIT",
     "NORMALIZATION_MODES",
     "Connectome",
+    "LeadField",
     "RestingBold",
     "default_connectome",
     "load_hagmann84",
     "load_hcp80",
     "load_hcp80_bold",
+    "load_leadfield_1020",
     "load_npz",
     "load_text",
     "load_tvb_data",
@@ -836,3 +839,103 @@ def _fmt(v: float) -> str:
 
 def _matrix_text(m: np.ndarray) -> str:
     return "\n".join(" ".join(_fmt(v) for v in row) for row in np.asarray(m)) + "\n"
+
+
+# --------------------------------------------------------------------------- EEG lead field
+
+LEADFIELD_1020_CREDIT = (
+    "EEG lead field built offline with MNE-Python (BSD-3; Gramfort A et al. (2013) MEG and EEG "
+    "data analysis with MNE-Python. Front Neurosci 7:267) by scripts/build_leadfield.py: "
+    "fsaverage_1020 electrode positions computed by the MNE developers, 4-shell spherical "
+    "head model, dipoles at the region centres of the Hagmann et al. (2008) connectome "
+    "(CC BY 3.0). See vbinfer/data/CREDITS.md."
+)
+
+
+class LeadField(NamedTuple):
+    """An EEG lead field: scalp potential per unit dipole moment of each region.
+
+    Attributes
+    ----------
+    gain:
+        ``(n_channels, n_regions)`` float64 in ``units``: ``gain[c, r]`` is the potential at
+        channel ``c`` of a unit current dipole at region ``r`` (fixed orientation).
+    ch_names:
+        ``n_channels`` channel names, in row order.
+    ch_pos:
+        ``(n_channels, 3)`` float64 electrode positions in metres (mne head frame).
+    region_centres:
+        ``(n_regions, 3)`` float64 dipole positions in metres (mne head frame), in the
+        connectome's matrix order.
+    units:
+        Units of ``gain``, ``"uV/nAm"``.
+    region_labels:
+        ``n_regions`` region names (those of :func:`load_hagmann84`).
+    orientations:
+        ``(n_regions, 3)`` unit dipole orientations (head frame).
+    reference:
+        ``"average"`` (common average reference applied) or ``"none"`` (potential relative
+        to infinity, as the head model gives it).
+    credit:
+        Source and citation.
+    """
+
+    gain: np.ndarray
+    ch_names: tuple[str, ...]
+    ch_pos: np.ndarray
+    region_centres: np.ndarray
+    units: str
+    region_labels: tuple[str, ...] = ()
+    orientations: np.ndarray | None = None
+    reference: str = "average"
+    credit: str = ""
+
+
+def load_leadfield_1020(reference: str | None = "average") -> LeadField:
+    """EEG lead field of the 84 Hagmann regions for the 21 channels of the 10-20 system.
+
+    Built offline with mne (``scripts/build_leadfield.py``): electrodes of mne's
+    ``fsaverage_1020`` montage projected onto a 4-shell spherical head fitted to them
+    (brain / CSF / skull / scalp conductivities 0.33 / 1.0 / 0.004 / 0.33 S/m), one current
+    dipole per region at its centre, oriented radially from the sphere centre. Channels:
+    Fp1 Fpz Fp2 F7 F3 Fz F4 F8 T7 C3 Cz C4 T8 P7 P3 Pz P4 P8 O1 Oz O2.
+
+    Parameters
+    ----------
+    reference:
+        ``"average"`` (default): subtract the mean over channels from every column, so each
+        column sums to zero (rank 20). ``None`` or ``"none"``: the potential relative to
+        infinity, as the head model gives it (rank 21).
+
+    Returns
+    -------
+    LeadField
+        ``gain`` ``(21, 84)`` in uV/nAm (a 10 nAm dipole gives a few uV), columns in the
+        order of :func:`load_hagmann84`. A neural mass model gives a potential in mV, not a
+        dipole moment: the scale between them (nAm per mV) is a modelling choice.
+
+    Examples
+    --------
+    >>> lf = load_leadfield_1020()
+    >>> lf.gain.shape, lf.units, lf.ch_names[:3]
+    ((21, 84), 'uV/nAm', ('Fp1', 'Fpz', 'Fp2'))
+    >>> bool(abs(lf.gain.sum(axis=0)).max() < 1e-12)
+    True
+    """
+    if reference not in ("average", "none", None):
+        raise ValueError(f"reference must be 'average', 'none' or None, got {reference!r}")
+    with _data_path("leadfield_hagmann84_1020.npz").open("rb") as fh, np.load(fh) as f:
+        gain = np.array(f["gain"], dtype=np.float64)
+        if reference == "average":
+            gain = gain - gain.mean(axis=0, keepdims=True)
+        return LeadField(
+            gain=gain,
+            ch_names=tuple(str(x) for x in f["ch_names"]),
+            ch_pos=np.array(f["ch_pos"], dtype=np.float64),
+            region_centres=np.array(f["region_centres"], dtype=np.float64),
+            units="uV/nAm",
+            region_labels=tuple(str(x) for x in f["region_labels"]),
+            orientations=np.array(f["orientation"], dtype=np.float64),
+            reference="average" if reference == "average" else "none",
+            credit=LEADFIELD_1020_CREDIT,
+        )
