@@ -23,15 +23,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from jax.flatten_util import ravel_pytree
 from numpyro.handlers import seed, trace
-from numpyro.infer.util import initialize_model
 
 from vbinfer.cluster._sweep import sweep
-from vbinfer.inference.backends.nuts_blackjax import nuts_chain
 from vbinfer.inference.problem import Problem
-from vbinfer.inference.sbc import SBCResult, rank_uniformity
+from vbinfer.inference.sbc import SBCResult, make_posterior_draws, rank_uniformity
 
 __all__ = ["make_replicate_fn", "sbc"]
 
@@ -89,40 +85,16 @@ def make_replicate_fn(
     # shapes of the unconstrained space from one draw (concrete, on the calling process)
     k0 = jax.random.key(0)
     _, data0 = _draw(source.model, k0, names, source.obs_name)
-    info = initialize_model(k0, problem.model, model_kwargs={"data": data0}, dynamic_args=True)
-    flat0, unravel = ravel_pytree(info.param_info.z)
-    dim = flat0.size
-    L = num_samples // thin
-
-    def posterior_draws(k, data):  # as in vbinfer.inference.sbc.sbc
-        potential = info.potential_fn(data=data)
-        constrain = info.postprocess_fn(data=data)
-
-        def logdensity(u):
-            lp = -potential(unravel(u))
-            return jnp.where(jnp.isnan(lp), -jnp.inf, lp)
-
-        if method == "blackjax_nuts":
-            k_start, k_run = jax.random.split(k)
-            u0 = jax.random.uniform(k_start, (dim,), minval=-2.0, maxval=2.0)
-            (pos, *_), _ = nuts_chain(k_run, logdensity, u0, num_warmup, num_samples)
-            us = pos[::thin][:L]
-        else:
-            opt = optax.lbfgs()
-            loss = lambda u: -logdensity(u)  # noqa: E731
-            vg = optax.value_and_grad_from_state(loss)
-
-            def step(carry, _):
-                u, s = carry
-                v, g = vg(u, state=s)
-                upd, s = opt.update(g, s, u, value=v, grad=g, value_fn=loss)
-                return (optax.apply_updates(u, upd), s), None
-
-            (u, _), _ = jax.lax.scan(step, (flat0, opt.init(flat0)), None, length=laplace_steps)
-            cov = jnp.linalg.inv(jax.hessian(loss)(u))
-            chol = jnp.linalg.cholesky(0.5 * (cov + cov.T))
-            us = u + jax.random.normal(k, (L, dim)) @ chol.T
-        return jax.vmap(lambda u: constrain(unravel(u)))(us)
+    posterior_draws = make_posterior_draws(
+        problem,
+        data0,
+        method,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        thin=thin,
+        laplace_steps=laplace_steps,
+        key=k0,
+    )
 
     def replicate(key, point):
         del point

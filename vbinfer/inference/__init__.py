@@ -74,3 +74,10 @@ __all__ += [
     "spectrum",
     "transforms",
 ]
+
+# Likelihood helpers and prior draws (issue 4).
+from vbinfer.inference import likelihoods  # noqa: E402
+from vbinfer.inference.diagnostics import sample_prior  # noqa: E402
+from vbinfer.inference.likelihoods import Observation  # noqa: E402
+
+__all__ += ["Observation", "likelihoods", "sample_prior"]

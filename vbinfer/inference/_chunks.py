@@ -63,6 +63,10 @@ class ChunkStore:
         assert self.folder is not None
         return self.folder / f"{name}.npz"
 
+    def exists(self, name: str) -> bool:
+        """Whether a finished file ``name`` is in the store."""
+        return self.folder is not None and self._path(name).exists()
+
     def load(self, name: str, template: Any | None = None) -> Any | None:
         """The saved pytree (leaves restored into ``template``'s structure), or ``None``."""
         if self.folder is None or not self._path(name).exists():

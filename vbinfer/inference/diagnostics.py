@@ -17,7 +17,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["posterior_predictive", "posterior_shrinkage", "posterior_zscore", "summary"]
+__all__ = [
+    "posterior_predictive",
+    "posterior_shrinkage",
+    "posterior_zscore",
+    "sample_prior",
+    "summary",
+]
 
 CONVENTIONS = ("variance", "vbjax")
 
@@ -32,8 +38,8 @@ def posterior_shrinkage(
 ) -> np.ndarray:
     """Shrinkage per coordinate from posterior draws ``(num_draws, *shape)`` and the prior sd.
 
-    Example
-    -------
+    Examples
+    --------
     >>> round(float(posterior_shrinkage(np.array([0.0, 1.0]), 1.0)), 3)
     0.5
     """
@@ -47,8 +53,8 @@ def posterior_shrinkage(
 def posterior_zscore(post_samples: Any, truth: Any, convention: str = "variance") -> np.ndarray:
     """z-score per coordinate from posterior draws ``(num_draws, *shape)`` and the truth.
 
-    Example
-    -------
+    Examples
+    --------
     >>> float(posterior_zscore(np.array([-1.0, 1.0]), 1.0 * np.sqrt(2)))
     1.0
     """
@@ -81,3 +87,27 @@ def posterior_predictive(key: Any, problem: Any, result: Any, num_draws: int = 2
         key, data=None
     )
     return np.asarray(pred[problem.obs_name])
+
+
+def sample_prior(key: Any, problem: Any, num_samples: int = 1000) -> dict[str, np.ndarray]:
+    """Draws of the unknowns from the prior: ``{name: (num_samples, *shape)}``.
+
+    Runs the problem's model without data (numpyro ``Predictive``), so hierarchical priors and
+    deterministic sites come out as the model defines them. Pass the result as ``prior=`` to
+    :meth:`~vbinfer.inference.result.FitResult.to_arviz` for the ``prior`` group, or to the
+    shrinkage and posterior plots.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp, numpyro.distributions as dist
+    >>> from vbinfer.inference import make_problem
+    >>> p = make_problem({"a": dist.Normal(0, 1)}, lambda th: th["a"] * jnp.ones(3))
+    >>> sample_prior(jax.random.key(0), p, 5)["a"].shape
+    (5,)
+    """
+    from numpyro.infer import Predictive
+
+    if int(num_samples) < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples!r}")
+    draws = Predictive(problem.model, num_samples=int(num_samples))(key, data=None)
+    return {k: np.asarray(draws[k]) for k in problem.param_names if k in draws}

@@ -46,8 +46,8 @@ def fit(
     -------
     :class:`~vbinfer.inference.result.FitResult`.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax, jax.numpy as jnp, numpyro.distributions as dist
     >>> from vbinfer.inference import make_problem
     >>> p = make_problem({"a": dist.Normal(0, 1)}, lambda th: th["a"] * jnp.ones(4))

@@ -10,6 +10,7 @@ is exact or as a fast screen, the Laplace approximation.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -23,7 +24,7 @@ from numpyro.infer.util import initialize_model
 from vbinfer.inference.backends.nuts_blackjax import nuts_chain
 from vbinfer.inference.problem import Problem
 
-__all__ = ["SBCResult", "rank_uniformity", "sbc"]
+__all__ = ["SBCResult", "make_posterior_draws", "rank_uniformity", "sbc"]
 
 
 class SBCResult(NamedTuple):
@@ -69,6 +70,74 @@ def rank_uniformity(ranks: Any, num_draws: int, num_bins: int | None = None) -> 
     return p.reshape(r.shape[1:])
 
 
+def make_posterior_draws(
+    problem: Problem,
+    example_data: Any,
+    method: str = "blackjax_nuts",
+    *,
+    num_warmup: int = 300,
+    num_samples: int = 400,
+    thin: int = 4,
+    laplace_steps: int = 100,
+    key: jax.Array | None = None,
+) -> Callable[[jax.Array, Any], dict[str, jax.Array]]:
+    """The posterior step of one SBC replicate: ``draws(key, data) -> {name: (L, *shape)}``.
+
+    A pure function of a key and a data set (vmap it over replicates), with
+    ``L = num_samples // thin`` draws per parameter in the constrained space:
+
+    - ``"blackjax_nuts"``: NUTS from a uniform(-2, 2) start in unconstrained space, window
+      adaptation for ``num_warmup`` steps, ``num_samples`` draws thinned by ``thin``;
+    - ``"laplace"``: L-BFGS (optax) to the MAP in ``laplace_steps`` steps, then Gaussian draws
+      with the inverse Hessian as covariance.
+
+    A NaN log density counts as ``-inf``. ``example_data`` (any data set of the right shape)
+    fixes the shapes of the unconstrained space; ``key`` seeds that one initialisation.
+    Shared by :func:`sbc` and :func:`vbinfer.cluster.sbc`.
+    """
+    if method not in ("blackjax_nuts", "laplace"):
+        raise ValueError(f"method must be 'blackjax_nuts' or 'laplace', got {method!r}")
+    key = jax.random.key(0) if key is None else key
+    info = initialize_model(
+        key, problem.model, model_kwargs={"data": example_data}, dynamic_args=True
+    )
+    flat0, unravel = ravel_pytree(info.param_info.z)
+    dim = flat0.size
+    L = num_samples // thin
+
+    def posterior_draws(k: jax.Array, data: Any) -> dict[str, jax.Array]:
+        potential = info.potential_fn(data=data)
+        constrain = info.postprocess_fn(data=data)
+
+        def logdensity(u):
+            lp = -potential(unravel(u))
+            return jnp.where(jnp.isnan(lp), -jnp.inf, lp)
+
+        if method == "blackjax_nuts":
+            k_start, k_run = jax.random.split(k)
+            u0 = jax.random.uniform(k_start, (dim,), minval=-2.0, maxval=2.0)
+            (pos, *_), _ = nuts_chain(k_run, logdensity, u0, num_warmup, num_samples)
+            us = pos[::thin][:L]
+        else:
+            opt = optax.lbfgs()
+            loss = lambda u: -logdensity(u)  # noqa: E731
+            vg = optax.value_and_grad_from_state(loss)
+
+            def step(carry, _):
+                u, s = carry
+                v, g = vg(u, state=s)
+                upd, s = opt.update(g, s, u, value=v, grad=g, value_fn=loss)
+                return (optax.apply_updates(u, upd), s), None
+
+            (u, _), _ = jax.lax.scan(step, (flat0, opt.init(flat0)), None, length=laplace_steps)
+            cov = jnp.linalg.inv(jax.hessian(loss)(u))
+            chol = jnp.linalg.cholesky(0.5 * (cov + cov.T))
+            us = u + jax.random.normal(k, (L, dim)) @ chol.T
+        return jax.vmap(lambda u: constrain(unravel(u)))(us)
+
+    return posterior_draws
+
+
 def sbc(
     key: jax.Array,
     problem: Problem,
@@ -104,43 +173,17 @@ def sbc(
     source = problem if generator is None else generator
     prior = Predictive(source.model, num_samples=num_replicates)(k_prior, data=None)
     datas = prior[problem.obs_name]
-    info = initialize_model(
-        k_init, problem.model, model_kwargs={"data": datas[0]}, dynamic_args=True
-    )
-    flat0, unravel = ravel_pytree(info.param_info.z)
-    dim = flat0.size
     L = num_samples // thin
-
-    def posterior_draws(k, data):
-        potential = info.potential_fn(data=data)
-        constrain = info.postprocess_fn(data=data)
-
-        def logdensity(u):
-            lp = -potential(unravel(u))
-            return jnp.where(jnp.isnan(lp), -jnp.inf, lp)
-
-        if method == "blackjax_nuts":
-            k_start, k_run = jax.random.split(k)
-            u0 = jax.random.uniform(k_start, (dim,), minval=-2.0, maxval=2.0)
-            (pos, *_), _ = nuts_chain(k_run, logdensity, u0, num_warmup, num_samples)
-            us = pos[::thin][:L]
-        else:
-            opt = optax.lbfgs()
-            loss = lambda u: -logdensity(u)  # noqa: E731
-            vg = optax.value_and_grad_from_state(loss)
-
-            def step(carry, _):
-                u, s = carry
-                v, g = vg(u, state=s)
-                upd, s = opt.update(g, s, u, value=v, grad=g, value_fn=loss)
-                return (optax.apply_updates(u, upd), s), None
-
-            (u, _), _ = jax.lax.scan(step, (flat0, opt.init(flat0)), None, length=laplace_steps)
-            cov = jnp.linalg.inv(jax.hessian(loss)(u))
-            chol = jnp.linalg.cholesky(0.5 * (cov + cov.T))
-            us = u + jax.random.normal(k, (L, dim)) @ chol.T
-        return jax.vmap(lambda u: constrain(unravel(u)))(us)
-
+    posterior_draws = make_posterior_draws(
+        problem,
+        datas[0],
+        method,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        thin=thin,
+        laplace_steps=laplace_steps,
+        key=k_init,
+    )
     run_chunk = jax.jit(jax.vmap(posterior_draws))
     keys = jax.random.split(k_fit, num_replicates)
     draws: dict[str, list] = {}

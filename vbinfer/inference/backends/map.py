@@ -11,34 +11,51 @@ import numpy as np
 import optax
 
 from vbinfer.inference._chunks import ChunkStore, run_chunked
-from vbinfer.inference._common import make_density
+from vbinfer.inference._common import Density, init_center
 from vbinfer.inference.problem import Problem
 from vbinfer.inference.result import FitResult
 
 __all__ = ["laplace", "run"]
 
 
-def _optimizer(name: str, learning_rate: float) -> optax.GradientTransformation:
-    if name == "adam":
-        return optax.adam(learning_rate)
-    if name == "lbfgs":
-        return optax.lbfgs()
-    raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {name!r}")
+Optimizer = str | optax.GradientTransformation
 
 
-def _step_fn(dens, optimizer: str, learning_rate: float):
+def _optimizer(optimizer: Optimizer, learning_rate: float) -> optax.GradientTransformationExtraArgs:
+    if isinstance(optimizer, str):
+        if optimizer == "adam":
+            return optax.with_extra_args_support(optax.adam(learning_rate))
+        if optimizer == "lbfgs":
+            return optax.lbfgs()
+    elif isinstance(optimizer, optax.GradientTransformation):
+        return optax.with_extra_args_support(optimizer)
+    raise ValueError(
+        f"optimizer must be 'adam', 'lbfgs' or an optax.GradientTransformation, got {optimizer!r}"
+    )
+
+
+def _optimizer_name(optimizer: Optimizer) -> str:
+    return optimizer if isinstance(optimizer, str) else type(optimizer).__name__
+
+
+def _caches_value(opt: optax.GradientTransformation, dim: int) -> bool:
+    """Whether the optimizer's state carries the value and gradient (L-BFGS and line searches)."""
+    state = jax.eval_shape(opt.init, jax.ShapeDtypeStruct((dim,), jnp.float32))
+    return optax.tree_utils.tree_get(state, "value", default=None) is not None
+
+
+def _step_fn(dens, optimizer: Optimizer, learning_rate: float):
     opt = _optimizer(optimizer, learning_rate)
     loss = lambda u: -dens.logdensity(u)  # noqa: E731
-    value_and_grad = optax.value_and_grad_from_state(loss)
+    if _caches_value(opt, dens.dim):  # reuse the value and gradient of the line search
+        value_and_grad = optax.value_and_grad_from_state(loss)
+    else:
+        value_and_grad = lambda u, state: jax.value_and_grad(loss)(u)  # noqa: E731
 
     def step(carry, _):
         u, s = carry
-        if optimizer == "lbfgs":
-            v, g = value_and_grad(u, state=s)
-            upd, s = opt.update(g, s, u, value=v, grad=g, value_fn=loss)
-        else:
-            v, g = jax.value_and_grad(loss)(u)
-            upd, s = opt.update(g, s, u)
+        v, g = value_and_grad(u, state=s)
+        upd, s = opt.update(g, s, u, value=v, grad=g, value_fn=loss)
         return (optax.apply_updates(u, upd), s), v
 
     return opt, loss, step
@@ -49,10 +66,11 @@ def run(
     problem: Problem,
     data: jax.Array,
     *,
-    optimizer: str = "adam",
+    optimizer: Optimizer = "adam",
     num_steps: int = 2000,
     learning_rate: float = 1e-2,
     num_restarts: int = 4,
+    init: str = "uniform",
     init_radius: float = 2.0,
     chunk_size: int | None = None,
     progress_bar: bool = False,
@@ -60,15 +78,53 @@ def run(
 ) -> FitResult:
     """Minimise the negative log density from ``num_restarts`` starts in one vmapped batch.
 
-    Starts are uniform in ``[-init_radius, init_radius]`` of the unconstrained space. The
-    result holds the best restart as one draw; ``info["restart_losses"]`` has all final losses.
+    ``optimizer`` is ``"adam"`` (with ``learning_rate``), ``"lbfgs"`` (optax's, with its zoom
+    line search) or any ``optax.GradientTransformation`` (used as given, ``learning_rate``
+    ignored; one whose state caches the value and gradient, as optax's L-BFGS does, gets them
+    through ``optax.value_and_grad_from_state``).
+    Starts are uniform in ``[-init_radius, init_radius]`` of the unconstrained space, around 0
+    (``init="uniform"``) or around the prior mean (``init="mean"``; see
+    :data:`~vbinfer.inference._common.INITS`). The result
+    holds the best restart as one draw; ``info["restart_losses"]`` has all final losses.
     The loop runs in compiled chunks of ``chunk_size`` steps with an optional progress bar and
-    resumable checkpoints in ``checkpoint_dir``.
+    resumable checkpoints in ``checkpoint_dir``; ``info["loop_time_s"]`` is the time spent in
+    that loop (no set-up or compilation).
     """
+    return _run(
+        key,
+        problem,
+        data,
+        optimizer=optimizer,
+        num_steps=num_steps,
+        learning_rate=learning_rate,
+        num_restarts=num_restarts,
+        init=init,
+        init_radius=init_radius,
+        chunk_size=chunk_size,
+        progress_bar=progress_bar,
+        checkpoint_dir=checkpoint_dir,
+    )[0]
+
+
+def _run(
+    key: jax.Array,
+    problem: Problem,
+    data: jax.Array,
+    *,
+    optimizer: Optimizer,
+    num_steps: int,
+    learning_rate: float,
+    num_restarts: int,
+    init: str,
+    init_radius: float,
+    chunk_size: int | None,
+    progress_bar: bool,
+    checkpoint_dir: str | Path | None,
+) -> tuple[FitResult, Density]:
     t_start = time.perf_counter()
     k_init, k_start = jax.random.split(key)
-    dens = make_density(k_init, problem, data)
-    starts = jax.random.uniform(
+    dens, center = init_center(k_init, problem, data, init)
+    starts = center + jax.random.uniform(
         k_start, (num_restarts, dens.dim), minval=-init_radius, maxval=init_radius
     )
     opt, loss, step = _step_fn(dens, optimizer, learning_rate)
@@ -85,29 +141,34 @@ def run(
         checkpoint_dir,
         {
             "method": "map",
-            "optimizer": optimizer,
+            "optimizer": _optimizer_name(optimizer),
             "num_steps": num_steps,
             "num_restarts": num_restarts,
+            "init": init,
+            "init_radius": init_radius,
             "chunk_size": chunk,
             "key": np.asarray(jax.random.key_data(key)).tolist(),
         },
     )
+    t0 = time.perf_counter()
     (us, _), losses = run_chunked(
-        body, state, num_steps, chunk, store, f"MAP ({optimizer})", progress_bar
+        body, state, num_steps, chunk, store, f"MAP ({_optimizer_name(optimizer)})", progress_bar
     )
-    finals = jax.vmap(loss)(jnp.asarray(us))
+    t_loop = time.perf_counter() - t0
+    finals = jax.jit(jax.vmap(loss))(jnp.asarray(us))
     finals = jnp.where(jnp.isfinite(finals), finals, jnp.inf)
     best = int(jnp.argmin(finals))
     point = dens.constrain(dens.unravel(jnp.asarray(us[best])))
     samples = {k: np.asarray(v)[None, None] for k, v in point.items()}
     info = {
-        "optimizer": optimizer,
+        "optimizer": _optimizer_name(optimizer),
         "num_restarts": num_restarts,
         "best_restart": best,
         "restart_losses": [float(f) for f in finals],
         "unconstrained_map": np.asarray(us[best]).tolist(),
+        "loop_time_s": t_loop,
     }
-    return FitResult(
+    res = FitResult(
         "map",
         samples,
         None,
@@ -116,6 +177,7 @@ def run(
         t_compile,
         info,
     )
+    return res, dens
 
 
 def laplace(
@@ -124,18 +186,43 @@ def laplace(
     data: jax.Array,
     *,
     num_samples: int = 2000,
-    **map_kwargs,
+    optimizer: Optimizer = "adam",
+    num_steps: int = 2000,
+    learning_rate: float = 1e-2,
+    num_restarts: int = 4,
+    init: str = "uniform",
+    init_radius: float = 2.0,
+    chunk_size: int | None = None,
+    progress_bar: bool = False,
+    checkpoint_dir: str | Path | None = None,
 ) -> FitResult:
     """Laplace approximation: a Gaussian at the MAP in the unconstrained coordinates with the
-    inverse Hessian of the negative log density as covariance; samples are constrained back."""
+    inverse Hessian of the negative log density as covariance; samples are constrained back.
+
+    The MAP is found by :func:`run` (same options); ``num_samples`` draws are made from the
+    Gaussian.
+    """
     t_start = time.perf_counter()
     k_map, k_draw = jax.random.split(key)
-    fit = run(k_map, problem, data, **map_kwargs)
-    dens = make_density(k_map, problem, data)
+    fit, dens = _run(
+        k_map,
+        problem,
+        data,
+        optimizer=optimizer,
+        num_steps=num_steps,
+        learning_rate=learning_rate,
+        num_restarts=num_restarts,
+        init=init,
+        init_radius=init_radius,
+        chunk_size=chunk_size,
+        progress_bar=progress_bar,
+        checkpoint_dir=checkpoint_dir,
+    )
     u = jnp.asarray(fit.info["unconstrained_map"])
     t0 = time.perf_counter()
-    hess = jax.jit(jax.hessian(lambda v: -dens.logdensity(v)))(u)
+    hess_fn = jax.jit(jax.hessian(lambda v: -dens.logdensity(v))).lower(u).compile()
     t_compile = fit.compile_time_s + time.perf_counter() - t0
+    hess = hess_fn(u)
     cov = jnp.linalg.inv(hess)
     cov = 0.5 * (cov + cov.T)
     chol = jnp.linalg.cholesky(cov)

@@ -17,11 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from vbinfer.inference._chunks import ChunkStore, progress
-from vbinfer.inference._common import make_density
+from vbinfer.inference._common import compile_clock, init_center, valid_starts
 from vbinfer.inference.problem import Problem
 from vbinfer.inference.result import FitResult
 
-__all__ = ["nuts_chain", "run"]
+__all__ = ["nuts_chain", "run", "valid_starts"]
 
 
 def _adapt(key, logdensity, u0, num_warmup: int, target_accept: float):
@@ -60,6 +60,7 @@ def run(
     num_samples: int = 500,
     num_chains: int = 2,
     target_accept: float = 0.8,
+    init: str = "uniform",
     init_radius: float = 2.0,
     chunk_size: int | None = None,
     progress_bar: bool = False,
@@ -71,11 +72,16 @@ def run(
     ----------
     key, problem, data: as :func:`vbinfer.inference.fit`.
     num_warmup, num_samples, num_chains, target_accept: sampler settings.
-    init_radius: chains start from independent uniform draws in
-        ``[-init_radius, init_radius]`` of the unconstrained space (numpyro's init_to_uniform).
+    init, init_radius: chains start from independent uniform draws in
+        ``[-init_radius, init_radius]`` of the unconstrained space around 0 (``"uniform"``,
+        numpyro's init_to_uniform) or around the prior mean (``"mean"``), each with a finite
+        log density (see :func:`valid_starts`).
     chunk_size: draws per compiled chunk (default: all at once; must divide ``num_samples``).
     progress_bar: show a tqdm bar that advances after warm-up and after every chunk.
     checkpoint_dir: folder for the adapted kernel and finished chunks (resumable runs).
+
+    ``compile_time_s`` is the time jax spent lowering and compiling during the run, measured
+    with ``jax.monitoring`` events as for numpyro's NUTS; it is included in ``wall_time_s``.
     """
     chunk = num_samples if chunk_size is None else int(chunk_size)
     if chunk < 1 or num_samples % chunk:
@@ -83,12 +89,52 @@ def run(
             f"chunk_size must be a positive divisor of num_samples={num_samples}, got {chunk_size!r}"
         )
     t_start = time.perf_counter()
+    with compile_clock() as t_compile:
+        samples, (div, nsteps, acc), step_size = _run(
+            key,
+            problem,
+            data,
+            num_warmup,
+            num_samples,
+            num_chains,
+            chunk,
+            target_accept,
+            init,
+            init_radius,
+            progress_bar,
+            checkpoint_dir,
+        )
+    info = {
+        "num_warmup": num_warmup,
+        "num_chains": num_chains,
+        "chunk_size": chunk,
+        "step_size": step_size,
+        "sample_stats": {"num_steps": nsteps, "acceptance_rate": acc},
+    }
+    return FitResult(
+        "blackjax_nuts", samples, div, None, time.perf_counter() - t_start, t_compile[0], info
+    )
+
+
+def _run(
+    key,
+    problem,
+    data,
+    num_warmup,
+    num_samples,
+    num_chains,
+    chunk,
+    target_accept,
+    init,
+    init_radius,
+    progress_bar,
+    checkpoint_dir,
+):
+    """Adapt (or load the adapted kernels), then sample chunk by chunk (or load the chunks)."""
     k_init, k_start, k_run = jax.random.split(key, 3)
     k_adapt, k_draw = jax.random.split(k_run)
-    dens = make_density(k_init, problem, data)
-    starts = jax.random.uniform(
-        k_start, (num_chains, dens.dim), minval=-init_radius, maxval=init_radius
-    )
+    dens, center = init_center(k_init, problem, data, init)
+    starts = valid_starts(k_start, dens.logdensity, num_chains, dens.dim, init_radius, center)
     store = ChunkStore(
         checkpoint_dir,
         {
@@ -98,6 +144,8 @@ def run(
             "num_chains": num_chains,
             "chunk_size": chunk,
             "target_accept": target_accept,
+            "init": init,
+            "init_radius": init_radius,
             "key": np.asarray(jax.random.key_data(key)).tolist(),
             "dim": dens.dim,
         },
@@ -105,31 +153,23 @@ def run(
     ld = dens.logdensity
     adapt = jax.jit(jax.vmap(lambda k, u: _adapt(k, ld, u, num_warmup, target_accept)))
     sample = jax.jit(jax.vmap(lambda k, s, p: _sample(k, ld, s, p, chunk)))
-    num_chunks = num_samples // chunk
     bar = progress(num_warmup + num_samples, "blackjax NUTS", progress_bar)
     adapt_keys = jax.random.split(k_adapt, num_chains)
-    t0 = time.perf_counter()
-    adapt_c = adapt.lower(adapt_keys, starts).compile()
-    t_compile = time.perf_counter() - t0
-    shape_state, shape_params = jax.eval_shape(adapt, adapt_keys, starts)
-    saved = store.load("adapted", (shape_state, shape_params))
-    if saved is None:
-        state, params = adapt_c(adapt_keys, starts)
-        store.save("adapted", (state, params))
+    if store.exists("adapted"):  # resuming: no need to compile the adaptation
+        state, params = store.load("adapted", jax.eval_shape(adapt, adapt_keys, starts))
+        state, params = jax.tree_util.tree_map(jnp.asarray, (state, params))
     else:
-        state, params = jax.tree_util.tree_map(jnp.asarray, saved)
+        state, params = adapt(adapt_keys, starts)
+        store.save("adapted", (state, params))
     bar.update(num_warmup)
     out_shape = jax.eval_shape(sample, jax.random.split(k_draw, num_chains), state, params)
-    t0 = time.perf_counter()
-    sample_c = sample.lower(jax.random.split(k_draw, num_chains), state, params).compile()
-    t_compile += time.perf_counter() - t0
     parts = []
-    for c in range(num_chunks):
+    for c in range(num_samples // chunk):
         name = f"chunk_{c:05d}"
         saved = store.load(name, out_shape)
         if saved is None:
             keys = jax.random.split(jax.random.fold_in(k_draw, c), num_chains)
-            state, draws = sample_c(keys, state, params)
+            state, draws = sample(keys, state, params)
             store.save(name, (state, draws))
         else:
             state, draws = jax.tree_util.tree_map(jnp.asarray, saved)
@@ -139,13 +179,4 @@ def run(
     pos, div, nsteps, acc = (np.concatenate([p[i] for p in parts], axis=1) for i in range(4))
     constrained = jax.vmap(jax.vmap(lambda u: dens.constrain(dens.unravel(u))))(jnp.asarray(pos))
     samples = {k: np.asarray(v) for k, v in constrained.items()}
-    info = {
-        "num_warmup": num_warmup,
-        "num_chains": num_chains,
-        "chunk_size": chunk,
-        "step_size": float(jnp.mean(params["step_size"])),
-        "sample_stats": {"num_steps": nsteps, "acceptance_rate": acc},
-    }
-    return FitResult(
-        "blackjax_nuts", samples, div, None, time.perf_counter() - t_start, t_compile, info
-    )
+    return samples, (div, nsteps, acc), float(jnp.mean(params["step_size"]))
