@@ -86,6 +86,7 @@ def test_psd_monitor_in_run_batch_and_vmap(x64, net):
         )
 
 
+@pytest.mark.slow
 def test_psd_blocked_checkpointed_values_and_gradients_equal_unblocked(x64, net):
     mon = monitors.psd(0, nperseg=64, skip=10)
     plain = _sim(mon, delayed=True, block_steps=1600)  # one block, no checkpoint

@@ -33,7 +33,15 @@ import jax.numpy as jnp
 from vbinfer import _ffi
 from vbinfer._typing import Array
 
-__all__ = ["ReadPlan", "init_buffer", "make_read_plan", "num_slots", "push", "read"]
+__all__ = [
+    "ReadPlan",
+    "init_buffer",
+    "make_read_plan",
+    "num_slots",
+    "push",
+    "push_and_read",
+    "read",
+]
 
 
 def num_slots(max_lag: int, mode: str) -> int:
@@ -271,3 +279,163 @@ def read(
         g = gather_weighted(buffer, plan, step, slots, n_nodes)
         total = jax.ops.segment_sum(g, rows, num_segments=n_nodes, indices_are_sorted=True)
     return from_rows(total, n_pre, batch)
+
+
+# ------------------------------------------------------------------ push and read, in-place adjoint
+def push_and_read(
+    buffer: Array,
+    h: Array,
+    step: Array,
+    plan: ReadPlan,
+    slots: int,
+    n_nodes: int,
+    n_pre: int,
+    batch: tuple[int, ...],
+    rows: Array | None = None,
+    kernel: str = "xla",
+) -> tuple[Array, Array]:
+    """Write ``h``, the value at ``step``, into the ring, then read the delayed sums at ``step``.
+
+    ``push`` followed by ``read``, with a hand-written reverse-mode derivative. Differentiated
+    by JAX, every read creates a cotangent the size of the whole buffer (zeros, a scatter into
+    a window, a pad and an add at every step), so a gradient costs time in proportion to
+    ``max_lag * n_nodes`` per step. The adjoint here adds the read's cotangent into the
+    incoming buffer cotangent with one scatter-add over the edges and takes the pushed rows
+    out of it, work in proportion to the number of edges, in place.
+
+    Reverse mode only: ``jax.jvp``, ``jax.jacfwd`` and ``jax.hessian`` (forward over
+    reverse) raise ``TypeError``; higher-order reverse mode works. Derivatives flow to
+    ``buffer``, ``h`` and ``plan.weights`` (hence to connection weights and, with linear lags,
+    to conduction speed and tract lengths).
+
+    Parameters
+    ----------
+    buffer, h, step:
+        The ring buffer, ``(n_pre, n_nodes, *batch)`` values at ``step``, the step.
+    plan, slots, n_nodes, n_pre, batch, rows, kernel:
+        As :func:`read`.
+
+    Returns
+    -------
+    buffer, sums:
+        The updated buffer and ``(n_pre, n_nodes, *batch)`` delayed sums at ``step``.
+    """
+    receivers = _receivers(plan, n_nodes) if rows is None else rows
+    new, total = _push_read(
+        buffer,
+        h,
+        step,
+        plan.offsets,
+        plan.weights,
+        receivers,
+        (slots, n_nodes, n_pre, tuple(batch), rows is None, kernel),
+    )
+    return new, from_rows(total, n_pre, batch)
+
+
+def _receivers(plan: ReadPlan, n_nodes: int) -> Array:
+    """Receiving node of every edge of a dense plan (edges ordered ``i * n_nodes + j``)."""
+    return jnp.repeat(jnp.arange(n_nodes, dtype=jnp.int32), n_nodes)
+
+
+def _push_read_impl(buffer, h, step, offsets, weights, receivers, static):
+    slots, n_nodes, n_pre, batch, dense, kernel = static
+    new = push(buffer, h, step, slots)
+    plan = ReadPlan(offsets, weights)
+    total = read(
+        new, plan, step, slots, n_nodes, n_pre, batch, None if dense else receivers, kernel
+    )
+    return new, to_rows(total)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
+def _push_read(buffer, h, step, offsets, weights, receivers, static):
+    return _push_read_impl(buffer, h, step, offsets, weights, receivers, static)
+
+
+def _push_read_fwd(buffer, h, step, offsets, weights, receivers, static):
+    slots, n_nodes = static[0], static[1]
+    out = _push_read_impl(
+        buffer.value, h.value, step.value, offsets.value, weights.value, receivers.value, static
+    )
+    gathered = None
+    if weights.perturbed:  # the weights' cotangent needs the rows read, one per edge and read
+        gathered = jnp.stack(
+            [
+                gather_rows(out[0], offsets.value[r], step.value, slots, n_nodes)
+                for r in range(offsets.value.shape[0])
+            ]
+        )
+    return out, (step.value, offsets.value, weights.value, receivers.value, gathered)
+
+
+def _push_read_bwd(static, res, cts):
+    slots, n_nodes = static[0], static[1]
+    step, offsets, weights, receivers, gathered = res
+    ct_buffer, ct_total = cts
+    zero = jax.custom_derivatives.SymbolicZero
+    if isinstance(ct_buffer, zero):
+        ct_buffer = jnp.zeros(ct_buffer.shape, ct_buffer.dtype)
+    dense, kernel = static[4], static[5]
+    if isinstance(ct_total, zero):
+        ct_total = jnp.zeros(ct_total.shape, ct_total.dtype)
+    start = jnp.mod(step, slots) * n_nodes
+    args = (ct_buffer, offsets, weights, start, ct_total)
+    if dense and kernel == "ffi":
+        ct_buffer, ct_rows = jax.lax.platform_dependent(
+            *args,
+            cpu=lambda *a: _dense_adjoint_ffi(*a, n_nodes),
+            default=lambda *a: _adjoint_xla(*a, receivers, slots, n_nodes),
+        )
+    else:
+        ct_buffer, ct_rows = _adjoint_xla(*args, receivers, slots, n_nodes)
+    if gathered is not None:
+        ct_edges = ct_total[receivers]
+        ct_weights = jnp.sum(gathered * ct_edges[None], axis=-1).astype(weights.dtype)
+    else:
+        ct_weights = jnp.zeros_like(weights)
+    n_pre, batch = static[2], static[3]
+    ct_h = from_rows(ct_rows, n_pre, batch)
+    return ct_buffer, ct_h, None, None, ct_weights, None
+
+
+_push_read.defvjp(_push_read_fwd, _push_read_bwd, symbolic_zeros=True)
+
+
+def _adjoint_xla(ct_buffer, offsets, weights, start, ct_total, receivers, slots, n_nodes):
+    """The adjoint of push then read, with XLA's scatter: ``(ct_buffer, ct_rows)``."""
+    ct_edges = ct_total[receivers]  # (n_edges, width): the cotangent each edge receives
+    for r in range(offsets.shape[0]):
+        ct_buffer = ct_buffer.at[offsets[r] + start].add(weights[r][:, None] * ct_edges)
+    # push: the two copies of the pushed rows pass their cotangent on, and were overwritten
+    second = start + slots * n_nodes
+    ct_rows = jax.lax.dynamic_slice_in_dim(ct_buffer, start, n_nodes, axis=0)
+    ct_rows = ct_rows + jax.lax.dynamic_slice_in_dim(ct_buffer, second, n_nodes, axis=0)
+    blank = jnp.zeros_like(ct_rows)
+    ct_buffer = jax.lax.dynamic_update_slice_in_dim(ct_buffer, blank, start, axis=0)
+    ct_buffer = jax.lax.dynamic_update_slice_in_dim(ct_buffer, blank, second, axis=0)
+    return ct_buffer, ct_rows
+
+
+def _dense_adjoint_ffi(
+    ct_buffer: Array, offsets: Array, weights: Array, start: Array, ct_total: Array, n_nodes: int
+) -> tuple[Array, Array]:
+    """:func:`_adjoint_xla` for dense plans through the compiled kernel of :mod:`vbinfer._ffi`
+    (CPU), in place on ``ct_buffer``."""
+    n_reads = offsets.shape[0]
+    call = jax.ffi.ffi_call(
+        _ffi.target_name(ct_buffer.dtype, transpose=True),
+        (
+            jax.ShapeDtypeStruct(ct_buffer.shape, ct_buffer.dtype),
+            jax.ShapeDtypeStruct(ct_total.shape, ct_buffer.dtype),
+        ),
+        vmap_method="broadcast_all",
+        input_output_aliases={0: 0},
+    )
+    return call(
+        ct_buffer,
+        offsets.reshape(n_reads, n_nodes, n_nodes).astype(jnp.int32),
+        weights.reshape(n_reads, n_nodes, n_nodes).astype(ct_buffer.dtype),
+        jnp.asarray(start, jnp.int32),
+        ct_total.astype(ct_buffer.dtype),
+    )

@@ -25,9 +25,11 @@ __all__ = [
     "LAG_MODES",
     "Network",
     "SparseNetwork",
+    "check_network",
     "lags_in_steps",
     "make_network",
     "max_lag_steps",
+    "num_nodes",
     "to_sparse",
 ]
 
@@ -204,3 +206,53 @@ def max_lag_steps(lengths: ArrayLike, speed: ArrayLike, dt: float, mode: str = "
     """
     lags = np.asarray(lags_in_steps(lengths, speed, dt, mode))
     return int(np.ceil(lags.max())) if lags.size else 0
+
+
+def num_nodes(network: Network | SparseNetwork) -> int:
+    """Number of nodes of a dense or sparse network; ``ValueError`` for anything else."""
+    if isinstance(network, SparseNetwork):
+        return network.n_nodes
+    if isinstance(network, Network):
+        return int(np.shape(network.weights)[-1])
+    raise ValueError(f"network must be a Network or SparseNetwork, got {type(network).__name__}")
+
+
+def check_network(network: Network | SparseNetwork, delayed: bool) -> None:
+    """Raise ``ValueError`` naming the field when a network's arrays do not fit together.
+
+    Checks shapes (square weights; rows, cols and values alike), finiteness, and with
+    ``delayed`` that lengths exist, fit the weights, are non-negative, and that the speed is a
+    positive scalar (values only where concrete, so it also works under ``jit``).
+    """
+    if isinstance(network, SparseNetwork):
+        e = np.shape(network.values)
+        for name in ("rows", "cols"):
+            if np.shape(getattr(network, name)) != e:
+                raise ValueError(
+                    f"network.{name} must have shape {e}, got {np.shape(getattr(network, name))}"
+                )
+        lengths = network.lengths
+        expected = e
+    else:
+        shape = np.shape(network.weights)
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise ValueError(
+                f"network.weights must be square (n_nodes, n_nodes), got shape {shape}"
+            )
+        check_finite("network.weights", network.weights)
+        lengths = network.lengths
+        expected = shape
+    if delayed:
+        if lengths is None:
+            raise ValueError("network.lengths is None but the simulator has delays (max_lag set)")
+        if np.shape(lengths) != expected:
+            raise ValueError(f"network.lengths must have shape {expected}, got {np.shape(lengths)}")
+        check_finite("network.lengths", lengths)
+        if is_concrete(lengths) and np.any(np.asarray(lengths) < 0):
+            raise ValueError(f"network.lengths must be >= 0 mm, got minimum {np.min(lengths)!r}")
+        if np.ndim(network.speed) != 0:
+            raise ValueError(
+                f"network.speed must be a scalar (mm/ms), got shape {np.shape(network.speed)}"
+            )
+        if is_concrete(network.speed) and not float(network.speed) > 0:
+            raise ValueError(f"network.speed must be > 0 mm/ms, got {float(network.speed)!r}")

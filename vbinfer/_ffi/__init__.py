@@ -1,8 +1,9 @@
 """Compiled CPU kernels registered with XLA through its FFI, built on first use.
 
-vbinfer's only compiled kernel is the fused delayed coupling sum (``delayed_sum.cc``): XLA's
-CPU gather materialises every gathered history row before the weighted sum, which bounds delayed
-network throughput on CPUs; the kernel streams the rows instead.
+vbinfer's compiled kernels are the fused delayed coupling sum (``delayed_sum.cc``) and its
+adjoint: XLA's CPU gather materialises every gathered history row before the weighted sum, which
+bounds delayed network throughput on CPUs, and its scatter is slower still; the kernels stream
+the rows instead (the adjoint adds into the buffer's cotangent in place).
 
 The source ships with the package and is compiled the first time a simulator asks for it (a
 few seconds, ``g++`` or ``$CXX`` against the XLA FFI headers that ship with jaxlib), into a
@@ -28,6 +29,14 @@ __all__ = ["available", "build_error", "library_path"]
 _SOURCE = Path(__file__).with_name("delayed_sum.cc")
 _TARGETS = {"float32": "vbinfer_delayed_sum_f32", "float64": "vbinfer_delayed_sum_f64"}
 _SYMBOLS = {"float32": "VbinferDelayedSumF32", "float64": "VbinferDelayedSumF64"}
+_TRANSPOSE_TARGETS = {
+    "float32": "vbinfer_delayed_sum_transpose_f32",
+    "float64": "vbinfer_delayed_sum_transpose_f64",
+}
+_TRANSPOSE_SYMBOLS = {
+    "float32": "VbinferDelayedSumTransposeF32",
+    "float64": "VbinferDelayedSumTransposeF64",
+}
 _FLAGS = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w"]
 
 
@@ -84,9 +93,10 @@ def _load() -> str | None:
         if not path.exists():
             _build(path)
         lib = ctypes.cdll.LoadLibrary(str(path))
-        for dtype, name in _TARGETS.items():
-            capsule = jax.ffi.pycapsule(getattr(lib, _SYMBOLS[dtype]))
-            jax.ffi.register_ffi_target(name, capsule, platform="cpu")
+        for targets, symbols in ((_TARGETS, _SYMBOLS), (_TRANSPOSE_TARGETS, _TRANSPOSE_SYMBOLS)):
+            for dtype, name in targets.items():
+                capsule = jax.ffi.pycapsule(getattr(lib, symbols[dtype]))
+                jax.ffi.register_ffi_target(name, capsule, platform="cpu")
     except Exception as exc:  # any failure means: use the XLA path
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -102,14 +112,14 @@ def build_error() -> str | None:
     return _load()
 
 
-def target_name(dtype) -> str:
-    """The FFI target for ``dtype`` (float32 or float64)."""
+def target_name(dtype, transpose: bool = False) -> str:
+    """The FFI target for ``dtype`` (float32 or float64): the delayed sum or its adjoint."""
     import numpy as np
 
     name = np.dtype(dtype).name
     if name not in _TARGETS:
         raise ValueError(f"the compiled delayed sum supports float32 and float64, got {name}")
-    return _TARGETS[name]
+    return (_TRANSPOSE_TARGETS if transpose else _TARGETS)[name]
 
 
 def warn_unavailable() -> None:

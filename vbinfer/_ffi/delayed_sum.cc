@@ -143,3 +143,107 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(VbinferDelayedSumF64, DelayedSumImpl<ffi::F64>,
                                   .Arg<ffi::Buffer<ffi::F64>>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
                                   .Ret<ffi::Buffer<ffi::F64>>());
+
+// ---------------------------------------------------------------------------------- transpose
+// The adjoint of one step's push and delayed sum, in place: first ct_buf[v, start[v] +
+// off[v, r, i, k], :] += w[v, r, i, k] * ct_out[v, i, :] (the read), then the rows of the
+// pushed slot (rows start .. start + N and their copy half a buffer further) are summed into
+// ct_rows and zeroed (the push). ct_buf is aliased to the first result
+// (input_output_aliases), so the backward pass of a step touches only the rows that the step
+// read and wrote, never the whole buffer; doing the push here too keeps XLA from copying the
+// buffer to order a read of those rows before their zeroing.
+// Several receivers write the same history row (one sender, one lag).
+
+namespace {
+
+// Edges k in [k0, k1) of every receiver: in a dense plan k is the sending node, and the rows a
+// sender's edges write (its history rows) belong to no other sender, so threads that own
+// disjoint sender ranges never write the same row.
+template <typename T>
+void ScatterRows(T* ct, const int32_t* off, const T* w, const T* ct_out, int64_t start, int64_t R,
+                 int64_t N, int64_t K, int64_t width, int64_t k0, int64_t k1) {
+  for (int64_t i = 0; i < N; ++i) {
+    const T* src = ct_out + i * width;
+    for (int64_t r = 0; r < R; ++r) {
+      const int32_t* offr = off + (r * N + i) * K;
+      const T* wr = w + (r * N + i) * K;
+      for (int64_t k = k0; k < k1; ++k) {
+        const T wk = wr[k];
+        if (wk == T(0)) continue;
+        T* __restrict dst = ct + (start + offr[k]) * width;
+        for (int64_t c = 0; c < width; ++c) dst[c] += wk * src[c];
+      }
+    }
+  }
+}
+
+template <ffi::DataType DT>
+ffi::Error DelayedSumTransposeImpl(ffi::Buffer<DT> ct_buf,
+                                   ffi::Buffer<ffi::S32> off, ffi::Buffer<DT> w,
+                                   ffi::Buffer<ffi::S32> start, ffi::Buffer<DT> ct_out,
+                                   ffi::ResultBuffer<DT> result, ffi::ResultBuffer<DT> ct_rows) {
+  using T = ffi::NativeType<DT>;
+  auto bd = ct_buf.dimensions();
+  auto od = off.dimensions();
+  if (bd.size() < 2 || od.size() < 3 || w.dimensions().size() != od.size()) {
+    return ffi::Error::InvalidArgument("delayed_sum_transpose: bad ranks");
+  }
+  const int64_t rows = bd[bd.size() - 2], width = bd[bd.size() - 1];
+  const int64_t R = od[od.size() - 3], N = od[od.size() - 2], K = od[od.size() - 1];
+  const int64_t V = start.element_count();
+  if (ct_buf.element_count() != V * rows * width || off.element_count() != V * R * N * K ||
+      w.element_count() != V * R * N * K || ct_out.element_count() != V * N * width ||
+      result->element_count() != V * rows * width ||
+      ct_rows->element_count() != V * N * width || rows % 2 != 0) {
+    return ffi::Error::InvalidArgument("delayed_sum_transpose: inconsistent shapes");
+  }
+  T* res = result->typed_data();
+  if (res != ct_buf.typed_data()) {  // not aliased (XLA may copy): start from the input
+    std::copy(ct_buf.typed_data(), ct_buf.typed_data() + V * rows * width, res);
+  }
+  const int32_t* o = off.typed_data();
+  const T* ww = w.typed_data();
+  const int32_t* s = start.typed_data();
+  const T* co = ct_out.typed_data();
+  // One thread: a step's adjoint is a few tens of microseconds here, and splitting it over
+  // sender ranges (rows of different senders never overlap) measured no faster on 2 cores.
+  for (int64_t v = 0; v < V; ++v) {
+    ScatterRows<T>(res + v * rows * width, o + v * R * N * K, ww + v * R * N * K,
+                   co + v * N * width, s[v], R, N, K, width, 0, K);
+  }
+  // the push: the pushed rows' cotangent (both copies) goes to ct_rows; they were overwritten
+  T* out_rows = ct_rows->typed_data();
+  for (int64_t v = 0; v < V; ++v) {
+    T* first = res + v * rows * width + s[v] * width;
+    T* second = first + (rows / 2) * width;
+    T* dst = out_rows + v * N * width;
+    for (int64_t e = 0; e < N * width; ++e) {
+      dst[e] = first[e] + second[e];
+      first[e] = T(0);
+      second[e] = T(0);
+    }
+  }
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(VbinferDelayedSumTransposeF32, DelayedSumTransposeImpl<ffi::F32>,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(VbinferDelayedSumTransposeF64, DelayedSumTransposeImpl<ffi::F64>,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Ret<ffi::Buffer<ffi::F64>>()
+                                  .Ret<ffi::Buffer<ffi::F64>>());

@@ -54,6 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vbinfer import delays
+from vbinfer._loop import LoopSpec, default_block, make_noise_terms, run_blocks
 from vbinfer._typing import Array, ArrayLike, PRNGKey
 from vbinfer._validate import check_finite, is_concrete
 from vbinfer.coupling import Coupling, linear
@@ -61,16 +62,16 @@ from vbinfer.fields.sht import SHT, SpectralOperator, apply_operator, make_spect
 from vbinfer.integrators import Integrator, get_integrator
 from vbinfer.models.base import Model, apply_bounds, default_state, take_rows
 from vbinfer.monitors import Monitor, temporal_average
-from vbinfer.network import LAG_MODES, Network, SparseNetwork, lags_in_steps
-from vbinfer.noise import AdditiveNoise, ColouredNoise, noise_block, resolve_sigma
-from vbinfer.simulate import (
-    SimResult,
-    SimState,
-    _check_network,
-    _default_block,
-    _is_noise_array,
-    _n_nodes,
+from vbinfer.network import (
+    LAG_MODES,
+    Network,
+    SparseNetwork,
+    check_network,
+    lags_in_steps,
+    num_nodes,
 )
+from vbinfer.noise import AdditiveNoise, ColouredNoise, resolve_sigma
+from vbinfer.simulate import SimResult, SimState
 
 __all__ = ["FieldParams", "FieldSimulator", "make_field_simulator", "region_areas"]
 
@@ -275,14 +276,14 @@ class FieldSimulator:
         delayed = regional and self.max_lag is not None
         cparams = params.coupling if params.coupling is not None else self.coupling.params_cls()
         if regional:
-            R = _n_nodes(network)
+            R = num_nodes(network)
             if R != self.n_regions:
                 raise ValueError(
                     f"network must have n_nodes equal to the regions of region_map "
                     f"(n_regions={self.n_regions}, indices 0..{self.n_regions - 1}), "
                     f"got {R} nodes"
                 )
-            _check_network(network, delayed)
+            check_network(network, delayed)
             rmap = jnp.asarray(self.region_map, jnp.int32)
             area = _point_areas(sht).astype(dtype)
             inv_region_area = 1.0 / jax.ops.segment_sum(area, rmap, num_segments=R)
@@ -351,37 +352,22 @@ class FieldSimulator:
 
         # -- noise -----------------------------------------------------------------------
         noise = self.noise
-        noisy = self.noise_states
-        all_noisy = noisy == tuple(range(model.n_states))
-        n_noisy = len(noisy)
-        if noise is None and key is not None:
-            raise ValueError("key must be None for a deterministic simulator (noise=None)")
-        if noise is not None and key is None:
-            raise ValueError(
-                "key: this simulator is stochastic; pass a PRNG key or pre-drawn noise of shape "
-                f"{self.noise_shape}"
-            )
-        predrawn = key is not None and _is_noise_array(key)
-        if predrawn and tuple(key.shape) != self.noise_shape:
-            raise ValueError(
-                f"key (pre-drawn noise) must have shape (num_steps, n_noisy, n_points) = "
-                f"{self.noise_shape}, got {tuple(key.shape)}"
-            )
+        n_noisy = len(self.noise_states)
+        sigma = None
         if noise is not None:
             sigma = resolve_sigma(noise.sigma, params, n_noisy, 1).astype(dtype)
-        coloured = isinstance(noise, ColouredNoise)
-        if coloured:
-            decay = math.exp(-self.dt / noise.tau)
-            kick = math.sqrt(1.0 - decay**2)
-
-        def scatter_noisy(v):
-            if all_noisy:
-                return v
-            v = jnp.broadcast_to(v, (n_noisy, P))
-            zero = jnp.zeros((P,), dtype)
-            return jnp.stack(
-                [v[noisy.index(k)] if k in noisy else zero for k in range(model.n_states)]
-            )
+        terms = make_noise_terms(
+            noise,
+            key,
+            sigma,
+            self.noise_states,
+            model.n_states,
+            (P,),
+            self.dt,
+            self.noise_shape,
+            "(num_steps, n_noisy, n_points) = ",
+        )
+        coloured = terms.coloured_next is not None
 
         # -- one step --------------------------------------------------------------------
         project = lambda x: apply_bounds(model, x)  # noqa: E731
@@ -390,8 +376,7 @@ class FieldSimulator:
         def step(carry, z):
             x, buf, n, eta = carry
             t = self.t0 + n.astype(dtype) * self.dt
-            if coloured:
-                eta_next = eta * decay + (sigma * kick) * z
+            eta_next = terms.coloured_next(eta, z) if coloured else None
             c_held = long_input(network_sum(buf, n, x), x) if regional else None
 
             def f(frac, xs, aux):
@@ -406,17 +391,10 @@ class FieldSimulator:
                 if stim is not None:
                     dx = dx + stim(t + frac * self.dt, params)
                 if coloured:
-                    e = (
-                        eta
-                        if frac == 0.0
-                        else (eta_next if frac == 1.0 else eta + frac * (eta_next - eta))
-                    )
-                    dx = dx + scatter_noisy(e)
+                    dx = dx + terms.coloured_at(eta, eta_next, frac)
                 return dx, aux
 
-            incr = None
-            if noise is not None and not coloured:
-                incr = scatter_noisy((sigma * math.sqrt(self.dt)) * z)
+            incr = terms.increment(z) if terms.increment is not None else None
             x_new, _ = self.integrator.step(f, x, None, self.dt, incr, project)
             if delayed:
                 buf = delays.push(buf, pre_means(x_new), n + 1, slots)
@@ -424,74 +402,19 @@ class FieldSimulator:
                 eta = eta_next
             return (x_new, buf, n + 1, eta), None
 
-        # -- periods and blocks (as in vbinfer.simulate) -------------------------------------
-        per = self.sample_every
-        per_block = self.block_steps // per
-        num_blocks = self.num_steps // self.block_steps
-
-        def period(carry, zs):
-            x, buf, n, eta, mstates = carry
-
-            def inner(c, z):
-                inner_carry, acc = c
-                inner_carry, _ = step(inner_carry, z)
-                return (inner_carry, acc + inner_carry[0]), None
-
-            if per == 1:
-                (x, buf, n, eta), _ = step((x, buf, n, eta), None if zs is None else zs[0])
-                x_mean = x
-            else:
-                ((x, buf, n, eta), acc), _ = jax.lax.scan(
-                    inner, ((x, buf, n, eta), jnp.zeros_like(x)), zs, length=per
-                )
-                x_mean = acc / per
-            t = self.t0 + n.astype(dtype) * self.dt
-            new_states, samples = [], []
-            for mon, ms in zip(self.monitors, mstates, strict=True):
-                ms, s = mon.update(ms, x_mean, x, t, params)
-                new_states.append(ms)
-                samples.append(s)
-            return (x, buf, n, eta, tuple(new_states)), tuple(samples)
-
-        def block(carry, zblock):
-            n = carry[2]
-            if noise is None:
-                zs = None
-            elif predrawn:
-                zs = zblock.reshape(per_block, per, *zblock.shape[1:])
-            else:
-                zb = noise_block(key, n, (self.block_steps, n_noisy, P), dtype)
-                zs = zb.reshape(per_block, per, *zb.shape[1:])
-            return jax.lax.scan(period, carry, zs, length=per_block)
-
-        if self.checkpoint:
-            block = jax.checkpoint(block)
-
         # -- initial carry ------------------------------------------------------------------
         if state is None:
             buf = delays.init_buffer(pre_means(x0), slots) if delayed else None
             eta0 = jnp.zeros((n_noisy, P), dtype) if coloured else None
             mstates = tuple(m.init(x0, params) for m in self.monitors)
             state = SimState(x0, buf, jnp.int32(0), eta0, mstates)
-        carry = (
-            state.x,
-            state.buffer,
-            jnp.asarray(state.step, jnp.int32),
-            state.eta,
-            state.monitors,
+        spec = LoopSpec(
+            self.num_steps, self.block_steps, self.sample_every, self.t0, self.dt, self.checkpoint
         )
-        zin = None
-        if predrawn:
-            zin = jnp.asarray(key, dtype).reshape(num_blocks, self.block_steps, n_noisy, P)
-        carry, samples = jax.lax.scan(block, carry, zin, length=num_blocks)
-        x, buf, n, eta, mstates = carry
-        outputs = {}
-        for i, mon in enumerate(self.monitors):
-            s = jax.tree_util.tree_map(
-                lambda y: y.reshape(num_blocks * per_block, *y.shape[2:]), samples[i]
-            )
-            outputs[mon.name] = mon.finalize(mstates[i], s)
-        return SimResult(outputs, SimState(x, buf, n, eta, mstates))
+        state, outputs = run_blocks(
+            step, state, spec, self.monitors, params, terms=terms, key=key, noise_shape=(n_noisy, P)
+        )
+        return SimResult(outputs, state)
 
 
 # ---------------------------------------------------------------------- construction
@@ -617,7 +540,7 @@ def make_field_simulator(
             f"num_steps must be a multiple of sample_every, got {num_steps=} and {sample_every=}"
         )
     if block_steps is None:
-        block_steps = _default_block(num_steps, sample_every)
+        block_steps = default_block(num_steps, sample_every)
     else:
         block_steps = _positive_int("block_steps", block_steps)
         if block_steps % sample_every or num_steps % block_steps:
