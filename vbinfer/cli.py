@@ -36,7 +36,7 @@ WORKFLOWS: dict[str, tuple[str, str]] = {
 }
 
 #: What ``vbinfer demo`` runs without a name.
-DEFAULT_WORKFLOW = "network"
+DEFAULT_WORKFLOW = "eeg"
 
 #: Benchmark name -> script under ``benchmarks/`` of a source checkout.
 BENCHMARKS: dict[str, str] = {

