@@ -150,6 +150,7 @@ class VbinferCase:
         skip: int = SKIP_VOLUMES,
         remat_dfun: bool = False,
         sample_every: int = 1,
+        delay_adjoint: str = "autodiff",
     ):
         import jax
         import jax.numpy as jnp
@@ -173,6 +174,7 @@ class VbinferCase:
             sample_every=sample_every,
             block_steps=block,
             checkpoint=checkpoint,
+            delay_adjoint=delay_adjoint,
         )
         self.key_noise = key_noise
         self.skip = skip
@@ -286,7 +288,10 @@ def make_case(spec: dict[str, Any]):
     if spec["library"] == "vbinfer":
         key_noise, remat = variant == "key noise", variant == "remat dfun"
         every = spec.get("sample_every", 1)
-        return VbinferCase(spec["steps"], block, block is not None, key_noise, skip, remat, every)
+        adjoint = "inplace" if variant == "inplace adjoint" else "autodiff"
+        return VbinferCase(
+            spec["steps"], block, block is not None, key_noise, skip, remat, every, adjoint
+        )
     return TvboptimCase(spec["steps"], block, "bw" if variant == "bw BOLD" else "hrf", skip)
 
 
@@ -713,7 +718,8 @@ def main(argv=None) -> dict[str, Any] | None:
         "repeats": args.repeats,
         "skip_volumes": args.skip_volumes,
     }
-    variants = [""] + ["remat dfun"] * args.remat_dfun + ["key noise"] * args.key_noise
+    variants = ["", "inplace adjoint"]
+    variants += ["remat dfun"] * args.remat_dfun + ["key noise"] * args.key_noise
     specs = [
         {**base, "library": "vbinfer", "block": b, "variant": v, "sample_every": args.sample_every}
         for v in variants

@@ -500,6 +500,17 @@ def run_gradients(args, w, length) -> list[dict[str, Any]]:
             f"vbinfer (checkpoint, block_steps={block})",
             lambda: (vc.loss_fn(checkpoint=True, block_steps=block), vc.net),
         ),
+        (
+            "vbinfer (delay_adjoint='inplace')",
+            lambda: (vc.loss_fn(delay_adjoint="inplace"), vc.net),
+        ),
+        (
+            f"vbinfer (delay_adjoint='inplace', checkpoint, block_steps={block})",
+            lambda: (
+                vc.loss_fn(delay_adjoint="inplace", checkpoint=True, block_steps=block),
+                vc.net,
+            ),
+        ),
     ]
     if not args.no_peers:
 

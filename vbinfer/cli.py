@@ -68,7 +68,9 @@ def _demo(args: argparse.Namespace) -> int:
             print(f"vbinfer demo {name}: --{opt.replace('_', '-')} does not apply", file=sys.stderr)
             return 2
     report = module.run(out, **options)
-    report.files.append(report.save_json(out / "report.json"))
+    saved = report.save_json(out / "report.json")  # every workflow writes it; the CLI makes sure
+    if saved not in report.files:
+        report.files.append(saved)
     print(report.format())
     return 0 if report.passed is not False else 1
 
