@@ -377,6 +377,9 @@ def test_nuts_chunks_resume_after_interruption(
 
     monkeypatch.setattr(_chunks.ChunkStore, "save", logged_save)
     monkeypatch.setattr(MCMC, "warmup", no_warmup)
+    # numpyro silences its progress bars when these are set (CI, pytest-xdist workers)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     res = fit(
         problem,
         data,
