@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["WorkflowReport", "format_table"]
+__all__ = ["WorkflowReport", "check_run_options", "format_table"]
 
 
 def _plain(value: Any) -> Any:
@@ -123,3 +123,13 @@ class WorkflowReport:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict(), indent=2))
         return path
+
+
+def check_run_options(backend: str, backends: tuple[str, ...], num_samples: int | None) -> None:
+    """The checks every workflow's ``run`` makes of its ``backend`` and ``num_samples``."""
+    if backend not in backends:
+        raise ValueError(f"backend must be one of {backends}, got {backend!r}")
+    if num_samples is not None and (
+        isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1
+    ):
+        raise ValueError(f"num_samples must be a positive integer or None, got {num_samples!r}")

@@ -111,7 +111,7 @@ import numpy as np
 import numpyro.distributions as dist
 
 from vbinfer._typing import Array, PRNGKey
-from vbinfer.workflows._report import WorkflowReport
+from vbinfer.workflows._report import WorkflowReport, check_run_options
 
 __all__ = [
     "BACKENDS",
@@ -654,12 +654,7 @@ def run(
     """
     from vbinfer.inference import fit, make_problem
 
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if num_samples is not None and (
-        isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1
-    ):
-        raise ValueError(f"num_samples must be a positive integer or None, got {num_samples!r}")
+    check_run_options(backend, BACKENDS, num_samples)
     st = _settings(quick, num_samples)
     params = PARAMS
     n_par = len(params)

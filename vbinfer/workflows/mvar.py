@@ -63,7 +63,7 @@ from vbinfer.monitors import subsample
 from vbinfer.network import Network, make_network
 from vbinfer.noise import AdditiveNoise
 from vbinfer.simulate import SimParams, Simulator, make_simulator
-from vbinfer.workflows._report import WorkflowReport
+from vbinfer.workflows._report import WorkflowReport, check_run_options
 
 __all__ = [
     "MVARData",
@@ -519,12 +519,7 @@ def run(
     """
     from vbinfer.inference import fit
 
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if num_samples is not None and (
-        isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1
-    ):
-        raise ValueError(f"num_samples must be a positive integer or None, got {num_samples!r}")
+    check_run_options(backend, BACKENDS, num_samples)
     draws = num_samples if num_samples is not None else (200 if quick else 1000)
     map_steps = 3000  # about a second of Adam; the quick mode shortens only NUTS
     key = jax.random.key(seed)
