@@ -126,3 +126,31 @@ def test_nested_differentiation_through_the_kernel(x64):
     h_xla = jax.hessian(lambda t: loss(xla, t))(th)
     np.testing.assert_allclose(h_ffi, h_xla, rtol=1e-9)
     np.testing.assert_allclose(h_ffi, h_ffi.T, rtol=1e-7, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+def test_kernel_read_equals_xla_read_for_every_width(x64, dtype, mode):
+    """The kernel splits the columns into chunks of 512/256/128/64 bytes and a scalar tail:
+    widths from 1 to 300 columns go through every combination of them."""
+    from vbinfer import delays
+
+    rng = np.random.default_rng(4)
+    n, max_lag = 9, 6
+    slots = delays.num_slots(max_lag, mode)
+    w = rng.uniform(size=(n, n)) * (rng.uniform(size=(n, n)) < 0.7)
+    lags = rng.uniform(0.0, max_lag, size=(n, n))
+    lags = lags if mode == "linear" else np.rint(lags)
+    cols = np.tile(np.arange(n), n)
+    plan = delays.make_read_plan(
+        jnp.asarray(lags.ravel()), jnp.asarray(cols), jnp.asarray(w.ravel(), dtype), n, slots, mode
+    )
+    for batch in [(1,), (7,), (16,), (37,), (100,), (3, 100)]:
+        h = rng.normal(size=(2 * slots * n, 2 * int(np.prod(batch))))
+        buffer = jnp.asarray(h, dtype)
+        for step in (0, 5, slots + 2):
+            args = (buffer, plan, jnp.int32(step), slots, n, 2, batch)
+            a = delays.read(*args, kernel="xla")
+            b = delays.read(*args, kernel="ffi")
+            tol = 1e-5 if dtype == "float32" else 1e-13
+            np.testing.assert_allclose(b, a, rtol=tol, atol=tol, err_msg=f"batch {batch}")

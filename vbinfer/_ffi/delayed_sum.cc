@@ -22,12 +22,67 @@ namespace ffi = xla::ffi;
 
 namespace {
 
-// Columns are processed in chunks of C accumulators held in registers (two AVX-512 vectors
-// for float32), so each gathered row segment is read once and the output written once.
-template <typename T>
-void SumRows(const T* buf, const int32_t* off, const T* w, int64_t start, int64_t R, int64_t N,
-             int64_t K, int64_t width, T* out, int64_t i0, int64_t i1) {
-  constexpr int64_t C = 128 / sizeof(T);
+#ifndef PREFETCH_BYTES
+#define PREFETCH_BYTES (int64_t(1) << 20)
+#endif
+
+// Columns [c0, c0 + C) of receiver i: C accumulators held in registers (C is a compile-time
+// constant, up to 512 bytes: eight AVX-512 vectors), so each gathered row segment is read once
+// and the output written once. The row segment PF edges ahead is prefetched: the history rows
+// an edge reads are scattered over a buffer larger than the caches, and the hardware
+// prefetcher cannot guess the next one.
+template <typename T, int64_t C, bool PREFETCH>
+inline void SumChunk(const T* buf, const int32_t* off, const T* w, int64_t start, int64_t R,
+                     int64_t N, int64_t K, int64_t width, int64_t i, int64_t c0, T* out) {
+  constexpr int64_t PF = 4;
+  constexpr int64_t LINE = 64 / sizeof(T);
+  T acc[C] = {};
+  for (int64_t r = 0; r < R; ++r) {
+    const int32_t* offr = off + (r * N + i) * K;
+    const T* wr = w + (r * N + i) * K;
+    for (int64_t k = 0; k < K; ++k) {
+      if (PREFETCH && k + PF < K) {
+        const T* next = buf + (start + offr[k + PF]) * width + c0;
+        for (int64_t c = 0; c < C; c += LINE) __builtin_prefetch(next + c);
+      }
+      const T wk = wr[k];
+      if (wk == T(0)) continue;
+      const T* __restrict src = buf + (start + offr[k]) * width + c0;
+      for (int64_t c = 0; c < C; ++c) acc[c] += wk * src[c];
+    }
+  }
+  std::copy(acc, acc + C, out + i * width + c0);
+}
+
+// The last cw < C columns from c0: one pass over the edges with a runtime width.
+template <typename T, int64_t C, bool PREFETCH>
+inline void SumPartial(const T* buf, const int32_t* off, const T* w, int64_t start, int64_t R,
+                       int64_t N, int64_t K, int64_t width, int64_t i, int64_t c0, int64_t cw,
+                       T* out) {
+  constexpr int64_t PF = 4;
+  T acc[C] = {};
+  for (int64_t r = 0; r < R; ++r) {
+    const int32_t* offr = off + (r * N + i) * K;
+    const T* wr = w + (r * N + i) * K;
+    for (int64_t k = 0; k < K; ++k) {
+      if (PREFETCH && k + PF < K) __builtin_prefetch(buf + (start + offr[k + PF]) * width + c0);
+      const T wk = wr[k];
+      if (wk == T(0)) continue;
+      const T* __restrict src = buf + (start + offr[k]) * width + c0;
+      for (int64_t c = 0; c < cw; ++c) acc[c] += wk * src[c];
+    }
+  }
+  std::copy(acc, acc + cw, out + i * width + c0);
+}
+
+// Receivers [i0, i1): the columns in chunks of 512, 256, 128 and 64 bytes, largest first, then
+// the rest in one pass. Wider chunks read each gathered row in fewer passes (on the 2-core
+// CI-kind machine, 512-byte chunks ran the 164-node, 256-wide sum 1.3-1.5x faster than
+// 128-byte chunks).
+template <typename T, bool PREFETCH>
+void SumRowsImpl(const T* buf, const int32_t* off, const T* w, int64_t start, int64_t R,
+                 int64_t N, int64_t K, int64_t width, T* out, int64_t i0, int64_t i1) {
+  constexpr int64_t C8 = 512 / sizeof(T), C4 = C8 / 2, C2 = C8 / 4, C1 = C8 / 8;
   for (int64_t i = i0; i < i1; ++i) {
     if (width == 1) {
       T acc = T(0);
@@ -39,25 +94,36 @@ void SumRows(const T* buf, const int32_t* off, const T* w, int64_t start, int64_
       out[i] = acc;
       continue;
     }
-    for (int64_t c0 = 0; c0 < width; c0 += C) {
-      const int64_t cw = std::min<int64_t>(C, width - c0);
-      T acc[C] = {};
-      for (int64_t r = 0; r < R; ++r) {
-        const int32_t* offr = off + (r * N + i) * K;
-        const T* wr = w + (r * N + i) * K;
-        for (int64_t k = 0; k < K; ++k) {
-          const T wk = wr[k];
-          if (wk == T(0)) continue;
-          const T* __restrict src = buf + (start + offr[k]) * width + c0;
-          if (cw == C) {
-            for (int64_t c = 0; c < C; ++c) acc[c] += wk * src[c];
-          } else {
-            for (int64_t c = 0; c < cw; ++c) acc[c] += wk * src[c];
-          }
-        }
-      }
-      std::copy(acc, acc + cw, out + i * width + c0);
+    int64_t c0 = 0;
+    for (; c0 + C8 <= width; c0 += C8) {
+      SumChunk<T, C8, PREFETCH>(buf, off, w, start, R, N, K, width, i, c0, out);
     }
+    if (c0 + C4 <= width) {
+      SumChunk<T, C4, PREFETCH>(buf, off, w, start, R, N, K, width, i, c0, out);
+      c0 += C4;
+    }
+    if (c0 + C2 <= width) {
+      SumChunk<T, C2, PREFETCH>(buf, off, w, start, R, N, K, width, i, c0, out);
+      c0 += C2;
+    }
+    if (c0 + C1 <= width) {
+      SumChunk<T, C1, PREFETCH>(buf, off, w, start, R, N, K, width, i, c0, out);
+      c0 += C1;
+    }
+    if (c0 < width) {
+      SumPartial<T, C1, PREFETCH>(buf, off, w, start, R, N, K, width, i, c0, width - c0, out);
+    }
+  }
+}
+
+// Prefetching pays only when the buffer does not fit in a core's L2 cache (1 MiB assumed).
+template <typename T>
+void SumRows(const T* buf, const int32_t* off, const T* w, int64_t start, int64_t R, int64_t N,
+             int64_t K, int64_t width, T* out, int64_t i0, int64_t i1, int64_t rows) {
+  if (rows * width * int64_t(sizeof(T)) > PREFETCH_BYTES) {
+    SumRowsImpl<T, true>(buf, off, w, start, R, N, K, width, out, i0, i1);
+  } else {
+    SumRowsImpl<T, false>(buf, off, w, start, R, N, K, width, out, i0, i1);
   }
 }
 
@@ -97,7 +163,7 @@ ffi::Error DelayedSumImpl(ffi::ThreadPool pool, ffi::Buffer<DT> buf, ffi::Buffer
     T* rv = res + v * N * width;
     const int64_t sv = s[v];
     if (threads == 1 || work < 32768) {
-      SumRows<T>(bv, ov, wv, sv, R, N, K, width, rv, 0, N);
+      SumRows<T>(bv, ov, wv, sv, R, N, K, width, rv, 0, N, rows);
       continue;
     }
     // Split the receiving nodes into chunks that this thread and pool tasks take in turn.
@@ -111,7 +177,8 @@ ffi::Error DelayedSumImpl(ffi::ThreadPool pool, ffi::Buffer<DT> buf, ffi::Buffer
     const int64_t chunks = std::min<int64_t>(N, threads * 4);
     auto work = [=](Shared& sh) {
       for (int64_t c = sh.next.fetch_add(1); c < chunks; c = sh.next.fetch_add(1)) {
-        SumRows<T>(bv, ov, wv, sv, R, N, K, width, rv, N * c / chunks, N * (c + 1) / chunks);
+        SumRows<T>(bv, ov, wv, sv, R, N, K, width, rv, N * c / chunks, N * (c + 1) / chunks,
+                   rows);
         sh.done.fetch_add(1, std::memory_order_release);
       }
     };
