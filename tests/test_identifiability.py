@@ -39,7 +39,7 @@ def linear_gaussian():
     a = rng.normal(size=(N_OBS, D))
     problem = make_problem(
         {"theta": dist.Normal(jnp.asarray(M0), jnp.asarray(S0)).to_event(1)},
-        lambda th: jnp.asarray(a) @ th["theta"],
+        lambda th: jnp.matmul(jnp.asarray(a), th["theta"], precision="highest"),
         noise_sd=NOISE,
         data_shape=(N_OBS,),
         truth={"theta": np.array([0.7, -0.4, -1.2])},

@@ -32,7 +32,7 @@ def linear_gaussian():
     truth = np.array([0.7, -0.4, -1.2])
     problem = make_problem(
         {"theta": dist.Normal(jnp.asarray(M0), jnp.asarray(S0)).to_event(1)},
-        lambda th: jnp.asarray(a) @ th["theta"],
+        lambda th: jnp.matmul(jnp.asarray(a), th["theta"], precision="highest"),
         noise_sd=NOISE,
         data_shape=(N_OBS,),
         truth={"theta": truth},
@@ -171,7 +171,7 @@ def test_hierarchical_prior_function_gives_the_exact_posterior():
 
     problem = make_problem(
         priors,
-        lambda th: jnp.asarray(a) @ th["theta"],
+        lambda th: jnp.matmul(jnp.asarray(a), th["theta"], precision="highest"),
         noise_sd=NOISE,
         truth={"mu": 0.5, "theta": np.array([0.2, 1.0, 0.4])},
     )
@@ -312,7 +312,7 @@ def _lg_problem(noise_sd):
     a = np.random.default_rng(0).normal(size=(N_OBS, D))
     return make_problem(
         {"theta": dist.Normal(jnp.asarray(M0), jnp.asarray(S0)).to_event(1)},
-        lambda th: jnp.asarray(a) @ th["theta"],
+        lambda th: jnp.matmul(jnp.asarray(a), th["theta"], precision="highest"),
         noise_sd=noise_sd,
         data_shape=(N_OBS,),
     )

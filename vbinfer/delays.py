@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from vbinfer import _ffi
+from vbinfer._precision import HIGHEST
 from vbinfer._typing import Array
 
 __all__ = [
@@ -185,7 +186,8 @@ def _dense_sum_xla(
         w = weights[r].reshape(n_nodes, n_nodes)
         # einsum, not multiply-and-sum: XLA turns it into a batched dot that reads the gathered
         # rows once (the multiply-and-sum form was up to 15x slower with traced weights).
-        term = jnp.einsum("ij,ijk->ik", w, g.reshape(n_nodes, n_nodes, width))
+        g = g.reshape(n_nodes, n_nodes, width)
+        term = jnp.einsum("ij,ijk->ik", w, g, precision=HIGHEST)
         total = term if total is None else total + term
     return total
 

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vbinfer._precision import HIGHEST
 from vbinfer._typing import Array, ArrayLike
 from vbinfer.models.balloon import BalloonParams, balloon_dfun, bold_signal
 from vbinfer.models.base import take_rows
@@ -237,7 +238,7 @@ def lead_field(
             raise ValueError(
                 f"gain_matrix has {g.shape[1]} columns but the network has {src.shape[0]} nodes"
             )
-        return ms, jnp.tensordot(g, src, axes=1)
+        return ms, jnp.tensordot(g, src, axes=1, precision=HIGHEST)
 
     return Monitor(name, _no_state, update, _identity_finalize)
 

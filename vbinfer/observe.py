@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vbinfer._precision import HIGHEST
 from vbinfer._typing import Array, ArrayLike
 from vbinfer._validate import is_concrete
 
@@ -568,7 +569,7 @@ def _spectral_peak(freqs: Array, psd: Array, lims: tuple[float, float] | None, a
 def _corr_first(z: Array) -> Array:
     """Correlation matrix from z-scored ``(n_time, n, *batch)`` -> ``(n, n, *batch)``."""
     n_time, n = z.shape[0], z.shape[1]
-    c = jnp.einsum("tr...,ts...->rs...", z, z) / n_time
+    c = jnp.einsum("tr...,ts...->rs...", z, z, precision=HIGHEST) / n_time
     eye = jnp.eye(n, dtype=bool).reshape((n, n) + (1,) * (z.ndim - 2))
     return jnp.where(eye, jnp.ones((), z.dtype), c)
 
@@ -664,7 +665,7 @@ def _windowed_fc(x: Array, ax: int, window: int, step: int) -> Array:
     seg = _segments(jnp.moveaxis(xt, 0, -1), window, step)  # (n, *batch, n_win, window)
     seg = jnp.moveaxis(seg, (-1, -2), (0, 1))  # (window, n_win, n, *batch)
     z = _zscore(seg, 0)
-    c = jnp.einsum("twr...,tws...->wrs...", z, z) / window
+    c = jnp.einsum("twr...,tws...->wrs...", z, z, precision=HIGHEST) / window
     n = xt.shape[1]
     eye = jnp.eye(n, dtype=bool).reshape((1, n, n) + (1,) * (xt.ndim - 2))
     return jnp.where(eye, jnp.ones((), c.dtype), c)
@@ -801,7 +802,7 @@ def _fcd(x: Array, ax: int, window: int, step: int) -> Array:
     fcs = _windowed_fc(x, ax, window, step)  # (n_win, n, n, *batch)
     up = _upper(jnp.moveaxis(fcs, 0, 2))  # (m, n_win, *batch)
     z = _zscore(up, 0)
-    c = jnp.einsum("mw...,mv...->wv...", z, z) / up.shape[0]
+    c = jnp.einsum("mw...,mv...->wv...", z, z, precision=HIGHEST) / up.shape[0]
     n_win = fcs.shape[0]
     eye = jnp.eye(n_win, dtype=bool).reshape((n_win, n_win) + (1,) * (c.ndim - 2))
     return jnp.where(eye, jnp.ones((), c.dtype), c)
@@ -865,7 +866,7 @@ def project_lead_field(
 def _project(gain: Array, x: Array, reg_ax: int, average: bool) -> Array:
     gain, x = _f(gain), _f(x)
     xr = jnp.moveaxis(x, reg_ax, -1)  # (..., n_regions)
-    y = xr @ gain.T  # (..., n_channels)
+    y = jnp.matmul(xr, gain.T, precision=HIGHEST)  # (..., n_channels)
     if average:
         y = y - jnp.mean(y, axis=-1, keepdims=True)
     return jnp.moveaxis(y, -1, reg_ax)

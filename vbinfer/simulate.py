@@ -25,6 +25,7 @@ import numpy as np
 
 from vbinfer import _ffi, delays
 from vbinfer._loop import LoopSpec, default_block, is_noise_array, make_noise_terms, run_blocks
+from vbinfer._precision import HIGHEST
 from vbinfer._typing import Array, PRNGKey, PyTree
 from vbinfer._validate import check_finite, is_concrete
 from vbinfer.coupling import Coupling, linear
@@ -329,7 +330,7 @@ class Simulator:
                 g = delays.to_rows(h)[cols] * weights[:, None]
                 s = jax.ops.segment_sum(g, rows, num_segments=n_nodes, indices_are_sorted=True)
             else:
-                s = weights @ delays.to_rows(h)
+                s = jnp.matmul(weights, delays.to_rows(h), precision=HIGHEST)
             return delays.from_rows(s, n_pre, batch)
 
         # -- noise -----------------------------------------------------------------------

@@ -55,6 +55,7 @@ import numpy as np
 
 from vbinfer import delays
 from vbinfer._loop import LoopSpec, default_block, make_noise_terms, run_blocks
+from vbinfer._precision import HIGHEST
 from vbinfer._typing import Array, ArrayLike, PRNGKey
 from vbinfer._validate import check_finite, is_concrete
 from vbinfer.coupling import Coupling, linear
@@ -337,7 +338,7 @@ class FieldSimulator:
                         return jax.ops.segment_sum(
                             g.T, rows, num_segments=R, indices_are_sorted=True
                         ).T
-                    return m @ weights.T
+                    return jnp.matmul(m, weights.T, precision=HIGHEST)
 
         n_out = max(
             self.local_coupling.n_out(len(self.cvar)) if local else 0,

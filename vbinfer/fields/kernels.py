@@ -46,6 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vbinfer._precision import HIGHEST
 from vbinfer._typing import Array, ArrayLike
 from vbinfer._validate import is_concrete
 from vbinfer.fields.sht import SHT, apply_spectral
@@ -228,7 +229,7 @@ def _values(kind: str, lmax: int, n_quad: int, gamma: Array, p: dict[str, Array]
         l = jnp.arange(lmax + 1, dtype=dtype)
         coef = (2.0 * l + 1.0) / (4.0 * math.pi) * jnp.exp(-l * (l + 1.0) * p["t"])
         pl = _legendre_polys(jnp.cos(gamma).reshape(-1), lmax)  # (lmax + 1, n)
-        return (coef @ pl).reshape(gamma.shape)
+        return jnp.matmul(coef, pl, precision=HIGHEST).reshape(gamma.shape)
     if kind == "gaussian":
         return p["amplitude"] * _gaussian_values(gamma, p["sigma"], n_quad, dtype)
     ke = _gaussian_values(gamma, p["sigma_e"], n_quad, dtype)
@@ -265,7 +266,7 @@ def _gaussian_moments(sigma: Array, lmax: int, n_quad: int, dtype: Any) -> Array
     gamma = top * jnp.asarray(u, dtype)
     weight = (2.0 * math.pi) * top * jnp.asarray(w, dtype)
     f = jnp.exp(-0.5 * (gamma / sigma) ** 2) * jnp.sin(gamma) * weight
-    return _legendre_polys(jnp.cos(gamma), lmax) @ f
+    return jnp.matmul(_legendre_polys(jnp.cos(gamma), lmax), f, precision=HIGHEST)
 
 
 def _gaussian_gains(sigma: Array, lmax: int, n_quad: int, dtype: Any) -> Array:

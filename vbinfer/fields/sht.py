@@ -71,6 +71,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vbinfer._precision import HIGHEST
 from vbinfer._typing import Array, ArrayLike
 
 __all__ = [
@@ -632,19 +633,19 @@ def _make_operator(sht: SHT, gains: Array) -> Array:
     g = jnp.pad(gains, (0, 2 * n_even - gains.shape[0])).reshape(n_even, 2).T[:, None]
     g = _swap_odd_orders(sht, g)  # [q, m, i]
     a = sht.analysis_table.astype(gains.dtype) * g[:, :, None, :]
-    return jnp.matmul(a, sht.synthesis_table.astype(gains.dtype))
+    return jnp.matmul(a, sht.synthesis_table.astype(gains.dtype), precision=HIGHEST)
 
 
 @jax.jit
 def _apply_operator(sht: SHT, matrix: Array, field: Array) -> Array:
-    x = jnp.matmul(_fold_in(sht, field), matrix.astype(field.dtype))
+    x = jnp.matmul(_fold_in(sht, field), matrix.astype(field.dtype), precision=HIGHEST)
     return _fold_out(sht, x, field.shape[:-2])
 
 
 @jax.jit
 def _integrate(sht: SHT, field: Array) -> Array:
     w = sht.weights.astype(field.dtype) * (2.0 * math.pi / sht.nlon)
-    return jnp.einsum("...kj,k->...", field, w)
+    return jnp.einsum("...kj,k->...", field, w, precision=HIGHEST)
 
 
 def _swap_odd_orders(sht: SHT, x: Array) -> Array:
@@ -688,7 +689,8 @@ def _fold_out(sht: SHT, g: Array, batch: tuple[int, ...]) -> Array:
 def _analysis_parts(sht: SHT, field: Array) -> Array:
     """``(..., nlat, nlon)`` -> parts ``(2, M, 2, B, n_even)``."""
     _, _, M, _, n_even = _sizes(sht)
-    out = jnp.matmul(_fold_in(sht, field), sht.analysis_table.astype(field.dtype))
+    table = sht.analysis_table.astype(field.dtype)
+    out = jnp.matmul(_fold_in(sht, field), table, precision=HIGHEST)
     return out.reshape(2, M, 2, -1, n_even)
 
 
@@ -696,7 +698,8 @@ def _synthesis_parts(sht: SHT, parts: Array, batch: tuple[int, ...]) -> Array:
     """parts ``(2, M, 2, B, n_even)`` -> ``(*batch, nlat, nlon)``."""
     _, _, M, _, n_even = _sizes(sht)
     x = parts.reshape(2, M, -1, n_even)
-    return _fold_out(sht, jnp.matmul(x, sht.synthesis_table.astype(parts.dtype)), batch)
+    table = sht.synthesis_table.astype(parts.dtype)
+    return _fold_out(sht, jnp.matmul(x, table, precision=HIGHEST), batch)
 
 
 def _parts_to_coeffs(sht: SHT, parts: Array, batch: tuple[int, ...]) -> Array:

@@ -25,6 +25,7 @@ vector ``(dim,)`` or a dict of constrained values of the latent sites.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -37,6 +38,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
 
+from vbinfer._precision import HIGHEST
 from vbinfer._typing import Array, ArrayLike
 from vbinfer.inference._common import make_density
 from vbinfer.inference.network_fit import NetworkFit, NetworkProblem
@@ -491,7 +493,8 @@ def _fisher_of(
         jac = _basis_map(jvp, idx, u, chunk_size)  # (k, 2m)
         j_mu, j_sd = jac[:, :m], jac[:, m:]
         w = 1.0 / jnp.ravel(sd0) ** 2
-        f = (j_mu * w) @ j_mu.T + 2.0 * (j_sd * w) @ j_sd.T
+        mm = functools.partial(jnp.matmul, precision=HIGHEST)
+        f = mm(j_mu * w, j_mu.T) + 2.0 * mm(j_sd * w, j_sd.T)
         if include_prior:
             f = f + _hessian(t.prior_neg_log_density, u, idx, chunk_size)
         return 0.5 * (f + f.T)
@@ -612,7 +615,7 @@ def identifiability(
     try:
         chol = np.linalg.cholesky(h)
         inv_chol = np.linalg.inv(chol)
-        cov = inv_chol.T @ inv_chol
+        cov = jnp.matmul(inv_chol.T, inv_chol, precision=HIGHEST)
     except np.linalg.LinAlgError:
         cov = np.full_like(h, np.nan)
     return Identifiability(

@@ -21,6 +21,7 @@ from jax.flatten_util import ravel_pytree
 from numpyro.infer import Predictive
 from numpyro.infer.util import initialize_model
 
+from vbinfer._precision import HIGHEST
 from vbinfer.inference.backends.nuts_blackjax import nuts_chain
 from vbinfer.inference.problem import Problem
 
@@ -132,7 +133,7 @@ def make_posterior_draws(
             (u, _), _ = jax.lax.scan(step, (flat0, opt.init(flat0)), None, length=laplace_steps)
             cov = jnp.linalg.inv(jax.hessian(loss)(u))
             chol = jnp.linalg.cholesky(0.5 * (cov + cov.T))
-            us = u + jax.random.normal(k, (L, dim)) @ chol.T
+            us = u + jnp.matmul(jax.random.normal(k, (L, dim)), chol.T, precision=HIGHEST)
         return jax.vmap(lambda u: constrain(unravel(u)))(us)
 
     return posterior_draws

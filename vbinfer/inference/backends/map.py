@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from vbinfer._precision import HIGHEST
 from vbinfer.inference._chunks import ChunkStore, run_chunked
 from vbinfer.inference._common import Density, init_center
 from vbinfer.inference.problem import Problem
@@ -229,7 +230,7 @@ def laplace(
     if not bool(jnp.all(jnp.isfinite(chol))):
         raise ValueError("laplace: the Hessian at the MAP is not positive definite")
     z = jax.random.normal(k_draw, (num_samples, dens.dim))
-    draws = u + z @ chol.T
+    draws = u + jnp.matmul(z, chol.T, precision=HIGHEST)
     constrained = jax.vmap(lambda v: dens.constrain(dens.unravel(v)))(draws)
     samples = {k: np.asarray(v)[None] for k, v in constrained.items()}
     info = dict(fit.info)
