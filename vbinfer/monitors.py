@@ -29,7 +29,7 @@ import numpy as np
 
 from vbinfer._precision import HIGHEST
 from vbinfer._typing import Array, ArrayLike
-from vbinfer.models.balloon import BalloonParams, balloon_dfun, bold_signal
+from vbinfer.models.balloon import BalloonParams, balloon_rates, bold_signal
 from vbinfer.models.base import take_rows
 from vbinfer.observe import _window
 
@@ -185,11 +185,19 @@ def bold(
         # Rematerialised in reverse mode: the tape keeps the Balloon state and the drive
         # (5 numbers per node and sample period) instead of every intermediate of the two
         # derivative evaluations and the observation (about 23), for one more evaluation.
+        # The four Balloon variables are stepped as separate arrays (balloon_rates): on CPUs
+        # XLA then compiles a step into fewer kernels (a 1 ms step of 84 nodes took 7.4 us
+        # forward with the stacked derivative, about 3 us this way).
         @partial(jax.checkpoint, policy=jax.checkpoint_policies.nothing_saveable)
         def heun(ms, drive):
-            d1 = balloon_dfun(ms, drive, bp)
-            pred = ms + dt_sample * d1
-            ms = ms + 0.5 * dt_sample * (d1 + balloon_dfun(pred, drive, bp))
+            x = drive[0]
+            state = (ms[0], ms[1], ms[2], ms[3])
+            d1 = balloon_rates(state, x, bp)
+            pred = tuple(y + dt_sample * d for y, d in zip(state, d1, strict=True))
+            d2 = balloon_rates(pred, x, bp)
+            half = 0.5 * dt_sample
+            new = [y + half * (a + b) for y, a, b in zip(state, d1, d2, strict=True)]
+            ms = jnp.stack(new)
             return ms, bold_signal(ms, bp)
 
         def update(ms, x_mean, x_last, t, p):

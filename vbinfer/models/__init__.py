@@ -4,6 +4,7 @@ from vbinfer.models.balloon import (
     BalloonParams,
     balloon,
     balloon_dfun,
+    balloon_rates,
     bold_coefficients,
     bold_signal,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "apply_bounds",
     "balloon",
     "balloon_dfun",
+    "balloon_rates",
     "bold_coefficients",
     "bold_signal",
     "default_state",

@@ -53,6 +53,7 @@ __all__ = [
     "BalloonParams",
     "balloon",
     "balloon_dfun",
+    "balloon_rates",
     "bold_coefficients",
     "bold_signal",
 ]
@@ -135,15 +136,42 @@ def balloon_dfun(state: Array, coupling: Array, params: BalloonParams) -> Array:
     >>> bool(jnp.allclose(d[:, 0], jnp.array([1e-3, 0.0, 0.0, 0.0]), atol=1e-9))
     True
     """
-    s, f, v, q = state[0], state[1], state[2], state[3]
+    return jnp.stack(balloon_rates(tuple(state), coupling[0], params))
+
+
+def balloon_rates(
+    state: tuple[Array, Array, Array, Array], x: Array, params: BalloonParams
+) -> tuple[Array, Array, Array, Array]:
+    """:func:`balloon_dfun` on the four state variables as separate arrays, per ms.
+
+    Integrators that step the Balloon model many times (the BOLD monitor) use this form: on
+    CPUs XLA compiles the unstacked variables into fewer, larger kernels, and the powers are
+    written as ``exp`` / ``log`` (``v^(1/alpha) = exp(log(v) / alpha)``, ``1 - (1 - E0)^(1/f) =
+    -expm1(log1p(-E0) / f)``), whose derivatives are cheaper than those of a general power.
+
+    Parameters
+    ----------
+    state:
+        ``(s, f, v, q)``, each ``space``-shaped.
+    x:
+        ``space``-shaped neural drive, s^-1.
+    params:
+        :class:`BalloonParams`.
+
+    Returns
+    -------
+    ``(ds, df, dv, dq)`` per ms.
+    """
+    s, f, v, q = state
     p = params
-    x = coupling[0]
-    v_out = v ** (1.0 / p.alpha)
-    ds = x - p.kappa * s - p.gamma * (f - 1.0)
-    df = s
-    dv = (f - v_out) / p.tau
-    dq = (f * (1.0 - (1.0 - p.E0) ** (1.0 / f)) / p.E0 - v_out * q / v) / p.tau
-    return jnp.stack([ds, df, dv, dq]) / MS_PER_S
+    per_ms = 1.0 / MS_PER_S
+    v_out = jnp.exp(jnp.log(v) / p.alpha)  # outflow v^(1/alpha)
+    extraction = 1.0 - jnp.exp(jnp.log(1.0 - p.E0) / f)  # 1 - (1 - E0)^(1/f)
+    ds = (x - p.kappa * s - p.gamma * (f - 1.0)) * per_ms
+    df = s * per_ms
+    dv = (f - v_out) * (per_ms / p.tau)
+    dq = (f * extraction / p.E0 - v_out * q / v) * (per_ms / p.tau)
+    return ds, df, dv, dq
 
 
 def bold_signal(state: Array, params: BalloonParams) -> Array:
