@@ -2,7 +2,8 @@
 
 It must give the values and gradients of JAX's own derivative (``"autodiff"``) to rounding,
 for dense and sparse networks, integer and fractional lags, with block checkpointing, under
-``vmap``, and leave the same final state; forward mode must fail loudly.
+``vmap``, and leave the same final state; forward mode, forward over reverse (Hessians) and
+reverse over reverse must agree with JAX's own derivatives too.
 """
 
 from __future__ import annotations
@@ -110,10 +111,39 @@ def test_inplace_adjoint_under_vmap_and_split_runs(x64):
     np.testing.assert_array_equal(ref.run(z, p, net).final.buffer, full.final.buffer)
 
 
-def test_inplace_adjoint_is_reverse_mode_only_and_checked():
-    f = _loss_fn("inplace", "nearest", False, False)
-    with pytest.raises(TypeError, match="custom_vjp"):
-        jax.jacfwd(f)(*(jnp.asarray(a, jnp.float32) for a in ARGS))
+@pytest.mark.parametrize(
+    "lag_mode, sparse", [("nearest", False), ("linear", False), ("linear", True)]
+)
+def test_inplace_adjoint_in_forward_mode_and_second_order(x64, lag_mode, sparse):
+    """jacfwd, the Hessian (forward over reverse) and reverse over reverse, every argument."""
+    args = tuple(jnp.asarray(a, jnp.float64) for a in ARGS)
+    f = {a: _loss_fn(a, lag_mode, sparse, False) for a in ("autodiff", "inplace")}
+    # forward mode in every argument, the weights included (a Jacobian-vector product each)
+    for argnum in range(4):
+        j0 = jax.jit(jax.jacfwd(f["autodiff"], argnums=argnum))(*args)
+        j1 = jax.jit(jax.jacfwd(f["inplace"], argnums=argnum))(*args)
+        scale = float(jnp.max(jnp.abs(j0)))
+        assert float(jnp.max(jnp.abs(j1 - j0))) <= 1e-10 * max(scale, 1e-300), argnum
+    # second order in (eta, a, speed): forward over reverse and reverse over reverse
+    g = lambda loss: lambda th: loss(th[0], th[1], th[2], args[3])  # noqa: E731
+    th = jnp.stack(args[:3])
+    h0 = jax.jit(jax.hessian(g(f["autodiff"])))(th)
+    h_fwd = jax.jit(jax.hessian(g(f["inplace"])))(th)
+    h_rev = jax.jit(jax.jacrev(jax.jacrev(g(f["inplace"]))))(th)
+    scale = float(jnp.max(jnp.abs(h0)))
+    assert scale > 0
+    for h in (h_fwd, h_rev):
+        assert np.all(np.isfinite(np.asarray(h)))
+        assert float(jnp.max(jnp.abs(h - h0))) <= 1e-9 * scale
+    # a Hessian-vector product in the weights (forward over reverse through the weights' terms)
+    v = jnp.asarray(RNG.normal(size=W.shape))
+    hvp = lambda loss: jax.jvp(jax.grad(loss, argnums=3), args, (0.0, 0.0, 0.0, v))[1]  # noqa: E731
+    hv0 = jax.jit(lambda *a: hvp(f["autodiff"]))(*args)
+    hv1 = jax.jit(lambda *a: hvp(f["inplace"]))(*args)
+    assert float(jnp.max(jnp.abs(hv1 - hv0))) <= 1e-9 * float(jnp.max(jnp.abs(hv0)))
+
+
+def test_delay_adjoint_choices_are_checked():
     with pytest.raises(ValueError, match="delay_adjoint='inplace' needs delays"):
         vb.make_simulator(vb.models.mpr, dt=0.1, num_steps=10, delay_adjoint="inplace")
     with pytest.raises(ValueError, match="coupling_stages='held'"):
@@ -127,3 +157,9 @@ def test_inplace_adjoint_is_reverse_mode_only_and_checked():
         )
     with pytest.raises(ValueError, match="delay_adjoint must be one of"):
         vb.make_simulator(vb.models.mpr, dt=0.1, num_steps=10, max_lag=5, delay_adjoint="fast")
+    # "auto", the default, picks the in-place adjoint where it applies
+    mk = lambda **kw: vb.make_simulator(vb.models.mpr, dt=0.1, num_steps=10, **kw)  # noqa: E731
+    assert mk(max_lag=5).delay_adjoint == "inplace"
+    assert mk().delay_adjoint == "autodiff"
+    assert mk(max_lag=5, coupling_stages="per_stage").delay_adjoint == "autodiff"
+    assert mk(max_lag=5, delay_adjoint="autodiff").delay_adjoint == "autodiff"

@@ -29,6 +29,8 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.extend.core import Primitive
+from jax.interpreters import ad, batching, mlir
 
 from vbinfer import _ffi
 from vbinfer._precision import HIGHEST
@@ -298,17 +300,19 @@ def push_and_read(
 ) -> tuple[Array, Array]:
     """Write ``h``, the value at ``step``, into the ring, then read the delayed sums at ``step``.
 
-    ``push`` followed by ``read``, with a hand-written reverse-mode derivative. Differentiated
-    by JAX, every read creates a cotangent the size of the whole buffer (zeros, a scatter into
-    a window, a pad and an add at every step), so a gradient costs time in proportion to
-    ``max_lag * n_nodes`` per step. The adjoint here adds the read's cotangent into the
-    incoming buffer cotangent with one scatter-add over the edges and takes the pushed rows
-    out of it, work in proportion to the number of edges, in place.
+    ``push`` followed by ``read`` as one JAX primitive that is linear in ``(buffer, h)``, with
+    its own transpose. Differentiated by JAX op by op, every read creates a cotangent the size
+    of the whole buffer (zeros, a scatter into a window, a pad and an add at every step), so a
+    gradient costs time in proportion to ``max_lag * n_nodes`` per step. The transpose here adds
+    the read's cotangent into the incoming buffer cotangent with one scatter-add over the edges
+    and takes the pushed rows out of it, work in proportion to the number of edges, in place
+    (the compiled kernel of :mod:`vbinfer._ffi` for dense plans on CPU).
 
-    Reverse mode only: ``jax.jvp``, ``jax.jacfwd`` and ``jax.hessian`` (forward over
-    reverse) raise ``TypeError``; higher-order reverse mode works. Derivatives flow to
-    ``buffer``, ``h`` and ``plan.weights`` (hence to connection weights and, with linear lags,
-    to conduction speed and tract lengths).
+    Every transformation works: forward mode (``jax.jvp``, ``jax.jacfwd``), reverse mode,
+    forward over reverse (``jax.hessian``), reverse over reverse, ``jax.vmap`` and
+    ``jax.checkpoint``. Derivatives flow to ``buffer``, ``h`` and ``plan.weights`` (hence to
+    connection weights and, with linear lags, to conduction speed and tract lengths); the
+    weights' terms go through XLA's gather.
 
     Parameters
     ----------
@@ -323,14 +327,14 @@ def push_and_read(
         The updated buffer and ``(n_pre, n_nodes, *batch)`` delayed sums at ``step``.
     """
     receivers = _receivers(plan, n_nodes) if rows is None else rows
-    new, total = _push_read(
+    new, total = _push_read_p.bind(
         buffer,
-        h,
-        step,
-        plan.offsets,
-        plan.weights,
-        receivers,
-        (slots, n_nodes, n_pre, tuple(batch), rows is None, kernel),
+        to_rows(h).astype(buffer.dtype),
+        jnp.asarray(step, jnp.int32),
+        jnp.asarray(plan.offsets, jnp.int32),
+        jnp.asarray(plan.weights, buffer.dtype),
+        jnp.asarray(receivers, jnp.int32),
+        geom=(slots, n_nodes, rows is None, kernel),
     )
     return new, from_rows(total, n_pre, batch)
 
@@ -340,68 +344,179 @@ def _receivers(plan: ReadPlan, n_nodes: int) -> Array:
     return jnp.repeat(jnp.arange(n_nodes, dtype=jnp.int32), n_nodes)
 
 
-def _push_read_impl(buffer, h, step, offsets, weights, receivers, static):
-    slots, n_nodes, n_pre, batch, dense, kernel = static
-    new = push(buffer, h, step, slots)
+# Two primitives, each the other's transpose:
+#   push_read(buffer, h_rows; step, offsets, weights, receivers) -> (new_buffer, sums)
+#   push_read_transpose(ct_new, ct_sums; step, offsets, weights, receivers) -> (ct_buffer, ct_h)
+# Both are linear in their first two operands for fixed weights. Their derivatives in the
+# weights (bilinear terms) are written with jnp, which JAX differentiates and transposes itself.
+# Leading axes (from vmap) are shared by all operands; the implementations vmap over them.
+_push_read_p = Primitive("vbinfer_push_read")
+_push_read_p.multiple_results = True
+_push_read_t_p = Primitive("vbinfer_push_read_transpose")
+_push_read_t_p.multiple_results = True
+
+
+def _over_leading(fn, n_lead: int):
+    for _ in range(n_lead):
+        fn = jax.vmap(fn)
+    return fn
+
+
+def _start(step: Array, slots: int, n_nodes: int) -> Array:
+    return jnp.mod(step, slots) * n_nodes
+
+
+def _push_rows(buffer: Array, h_rows: Array, step: Array, slots: int, n_nodes: int) -> Array:
+    start = _start(step, slots, n_nodes)
+    buffer = jax.lax.dynamic_update_slice_in_dim(buffer, h_rows, start, axis=0)
+    return jax.lax.dynamic_update_slice_in_dim(buffer, h_rows, start + slots * n_nodes, axis=0)
+
+
+def _read_rows(buffer, step, offsets, weights, receivers, geom) -> Array:
+    """``(n_nodes, width)`` delayed sums of one instance (no leading axes)."""
+    slots, n_nodes, dense, kernel = geom
     plan = ReadPlan(offsets, weights)
-    total = read(
-        new, plan, step, slots, n_nodes, n_pre, batch, None if dense else receivers, kernel
-    )
-    return new, to_rows(total)
+    if dense:
+        width = buffer.shape[-1]
+        total = read(buffer, plan, step, slots, n_nodes, 1, (width,), None, kernel)
+    else:
+        total = read(buffer, plan, step, slots, n_nodes, 1, (buffer.shape[-1],), receivers)
+    return to_rows(total)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
-def _push_read(buffer, h, step, offsets, weights, receivers, static):
-    return _push_read_impl(buffer, h, step, offsets, weights, receivers, static)
+def _push_read_one(buffer, h_rows, step, offsets, weights, receivers, geom):
+    slots, n_nodes = geom[0], geom[1]
+    new = _push_rows(buffer, h_rows, step, slots, n_nodes)
+    return new, _read_rows(new, step, offsets, weights, receivers, geom)
 
 
-def _push_read_fwd(buffer, h, step, offsets, weights, receivers, static):
-    slots, n_nodes = static[0], static[1]
-    out = _push_read_impl(
-        buffer.value, h.value, step.value, offsets.value, weights.value, receivers.value, static
-    )
-    gathered = None
-    if weights.perturbed:  # the weights' cotangent needs the rows read, one per edge and read
-        gathered = jnp.stack(
-            [
-                gather_rows(out[0], offsets.value[r], step.value, slots, n_nodes)
-                for r in range(offsets.value.shape[0])
-            ]
-        )
-    return out, (step.value, offsets.value, weights.value, receivers.value, gathered)
-
-
-def _push_read_bwd(static, res, cts):
-    slots, n_nodes = static[0], static[1]
-    step, offsets, weights, receivers, gathered = res
-    ct_buffer, ct_total = cts
-    zero = jax.custom_derivatives.SymbolicZero
-    if isinstance(ct_buffer, zero):
-        ct_buffer = jnp.zeros(ct_buffer.shape, ct_buffer.dtype)
-    dense, kernel = static[4], static[5]
-    if isinstance(ct_total, zero):
-        ct_total = jnp.zeros(ct_total.shape, ct_total.dtype)
-    start = jnp.mod(step, slots) * n_nodes
-    args = (ct_buffer, offsets, weights, start, ct_total)
+def _push_read_t_one(ct_new, ct_total, step, offsets, weights, receivers, geom):
+    slots, n_nodes, dense, kernel = geom
+    start = _start(step, slots, n_nodes)
+    args = (ct_new, offsets, weights, start, ct_total)
     if dense and kernel == "ffi":
-        ct_buffer, ct_rows = jax.lax.platform_dependent(
+        return jax.lax.platform_dependent(
             *args,
             cpu=lambda *a: _dense_adjoint_ffi(*a, n_nodes),
             default=lambda *a: _adjoint_xla(*a, receivers, slots, n_nodes),
         )
-    else:
-        ct_buffer, ct_rows = _adjoint_xla(*args, receivers, slots, n_nodes)
-    if gathered is not None:
-        ct_edges = ct_total[receivers]
-        ct_weights = jnp.sum(gathered * ct_edges[None], axis=-1).astype(weights.dtype)
-    else:
-        ct_weights = jnp.zeros_like(weights)
-    n_pre, batch = static[2], static[3]
-    ct_h = from_rows(ct_rows, n_pre, batch)
-    return ct_buffer, ct_h, None, None, ct_weights, None
+    return _adjoint_xla(*args, receivers, slots, n_nodes)
 
 
-_push_read.defvjp(_push_read_fwd, _push_read_bwd, symbolic_zeros=True)
+def _impl(one, *args, geom):
+    return list(_over_leading(functools.partial(one, geom=geom), args[0].ndim - 2)(*args))
+
+
+def _push_read_abstract(buffer, h_rows, step, offsets, weights, receivers, geom):
+    lead = buffer.shape[:-2]
+    total = jax.core.ShapedArray((*lead, geom[1], buffer.shape[-1]), buffer.dtype)
+    return [jax.core.ShapedArray(buffer.shape, buffer.dtype), total]
+
+
+def _push_read_t_abstract(ct_new, ct_total, step, offsets, weights, receivers, geom):
+    return [
+        jax.core.ShapedArray(ct_new.shape, ct_new.dtype),
+        jax.core.ShapedArray(ct_total.shape, ct_total.dtype),
+    ]
+
+
+def _is_zero(t) -> bool:
+    return type(t) is ad.Zero
+
+
+def _zero_like(x):
+    return ad.Zero(jax.typeof(x).to_tangent_aval())
+
+
+def _linear_jvp(prim, primals, tangents, geom, weights_term):
+    """JVP of a primitive linear in its first two operands and in the weights (operand 4)."""
+    out = prim.bind(*primals, geom=geom)
+    _, _, step, offsets, weights, receivers = primals
+    da, db, dw = tangents[0], tangents[1], tangents[4]
+    if _is_zero(da) and _is_zero(db):
+        t_out = [_zero_like(out[0]), _zero_like(out[1])]
+    else:
+        da = ad.instantiate_zeros(da)
+        db = ad.instantiate_zeros(db)
+        t_out = list(prim.bind(da, db, step, offsets, weights, receivers, geom=geom))
+    if not _is_zero(dw):
+        extra = weights_term(primals, out, dw, geom)
+        t_out = [
+            e if _is_zero(t) else (t if e is None else t + e)
+            for t, e in zip(t_out, extra, strict=True)
+        ]
+        t_out = [_zero_like(o) if t is None else t for t, o in zip(t_out, out, strict=True)]
+    return out, t_out
+
+
+def _push_read_weights_term(primals, out, dw, geom):
+    """``d sums / d weights . dw``: the read of the pushed buffer with weights ``dw``."""
+    _, _, step, offsets, _, receivers = primals
+    new = out[0]
+    fn = lambda b, s, o, w, r: _read_rows(b, s, o, w, r, (*geom[:3], "xla"))  # noqa: E731
+    return None, _over_leading(fn, new.ndim - 2)(new, step, offsets, dw, receivers)
+
+
+def _push_read_t_weights_term(primals, out, dw, geom):
+    """``d (ct_buffer, ct_h) / d weights . dw``: the scatter of ``dw``-weighted cotangents."""
+    ct_new, ct_total, step, offsets, _, receivers = primals
+    slots, n_nodes = geom[0], geom[1]
+
+    def with_total(c, t, s, o, w, r):
+        start = _start(s, slots, n_nodes)
+        return _adjoint_xla(jnp.zeros_like(c), o, w, start, t, r, slots, n_nodes)
+
+    lead = ct_new.ndim - 2
+    return list(_over_leading(with_total, lead)(ct_new, ct_total, step, offsets, dw, receivers))
+
+
+def _push_read_jvp(primals, tangents, *, geom):
+    return _linear_jvp(_push_read_p, primals, tangents, geom, _push_read_weights_term)
+
+
+def _push_read_t_jvp(primals, tangents, *, geom):
+    return _linear_jvp(_push_read_t_p, primals, tangents, geom, _push_read_t_weights_term)
+
+
+def _linear_transpose(prim_t, cts, a, b, step, offsets, weights, receivers, *, geom):
+    """Transpose in the two linear operands: the other primitive on the cotangents."""
+    if ad.is_undefined_primal(weights):
+        raise NotImplementedError(
+            "vbinfer push_and_read: transposing in the weights and the buffer at once"
+        )
+    ct0, ct1 = cts
+    if _is_zero(ct0):
+        ct0 = jnp.zeros(ct0.aval.shape, ct0.aval.dtype)
+    if _is_zero(ct1):
+        ct1 = jnp.zeros(ct1.aval.shape, ct1.aval.dtype)
+    ra, rb = prim_t.bind(ct0, ct1, step, offsets, weights, receivers, geom=geom)
+    return [
+        ra if ad.is_undefined_primal(a) else None,
+        rb if ad.is_undefined_primal(b) else None,
+        None,
+        None,
+        None,
+        None,
+    ]
+
+
+def _batch(prim, args, dims, *, geom):
+    size = next(a.shape[d] for a, d in zip(args, dims, strict=True) if d is not None)
+    args = [batching.bdim_at_front(a, d, size) for a, d in zip(args, dims, strict=True)]
+    return prim.bind(*args, geom=geom), [0, 0]
+
+
+for _prim, _one, _abstract, _jvp in (
+    (_push_read_p, _push_read_one, _push_read_abstract, _push_read_jvp),
+    (_push_read_t_p, _push_read_t_one, _push_read_t_abstract, _push_read_t_jvp),
+):
+    _prim.def_impl(functools.partial(_impl, _one))
+    _prim.def_abstract_eval(_abstract)
+    mlir.register_lowering(_prim, mlir.lower_fun(functools.partial(_impl, _one), True))
+    ad.primitive_jvps[_prim] = _jvp
+    batching.primitive_batchers[_prim] = functools.partial(_batch, _prim)
+ad.primitive_transposes[_push_read_p] = functools.partial(_linear_transpose, _push_read_t_p)
+ad.primitive_transposes[_push_read_t_p] = functools.partial(_linear_transpose, _push_read_p)
 
 
 def _adjoint_xla(ct_buffer, offsets, weights, start, ct_total, receivers, slots, n_nodes):
