@@ -150,7 +150,7 @@ class VbinferCase:
         skip: int = SKIP_VOLUMES,
         remat_dfun: bool = False,
         sample_every: int = 1,
-        delay_adjoint: str = "autodiff",
+        delay_adjoint: str = "auto",
     ):
         import jax
         import jax.numpy as jnp
@@ -288,7 +288,7 @@ def make_case(spec: dict[str, Any]):
     if spec["library"] == "vbinfer":
         key_noise, remat = variant == "key noise", variant == "remat dfun"
         every = spec.get("sample_every", 1)
-        adjoint = "inplace" if variant == "inplace adjoint" else "autodiff"
+        adjoint = "autodiff" if variant == "autodiff adjoint" else "auto"
         return VbinferCase(
             spec["steps"], block, block is not None, key_noise, skip, remat, every, adjoint
         )
@@ -718,7 +718,7 @@ def main(argv=None) -> dict[str, Any] | None:
         "repeats": args.repeats,
         "skip_volumes": args.skip_volumes,
     }
-    variants = ["", "inplace adjoint"]
+    variants = ["", "autodiff adjoint"]
     variants += ["remat dfun"] * args.remat_dfun + ["key noise"] * args.key_noise
     specs = [
         {**base, "library": "vbinfer", "block": b, "variant": v, "sample_every": args.sample_every}

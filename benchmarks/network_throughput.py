@@ -501,13 +501,13 @@ def run_gradients(args, w, length) -> list[dict[str, Any]]:
             lambda: (vc.loss_fn(checkpoint=True, block_steps=block), vc.net),
         ),
         (
-            "vbinfer (delay_adjoint='inplace')",
-            lambda: (vc.loss_fn(delay_adjoint="inplace"), vc.net),
+            "vbinfer (delay_adjoint='autodiff')",
+            lambda: (vc.loss_fn(delay_adjoint="autodiff"), vc.net),
         ),
         (
-            f"vbinfer (delay_adjoint='inplace', checkpoint, block_steps={block})",
+            f"vbinfer (delay_adjoint='autodiff', checkpoint, block_steps={block})",
             lambda: (
-                vc.loss_fn(delay_adjoint="inplace", checkpoint=True, block_steps=block),
+                vc.loss_fn(delay_adjoint="autodiff", checkpoint=True, block_steps=block),
                 vc.net,
             ),
         ),
