@@ -335,6 +335,7 @@ def push_and_read(
         jnp.asarray(plan.weights, buffer.dtype),
         jnp.asarray(receivers, jnp.int32),
         geom=(slots, n_nodes, rows is None, kernel),
+        levels=(),
     )
     return new, from_rows(total, n_pre, batch)
 
@@ -349,17 +350,34 @@ def _receivers(plan: ReadPlan, n_nodes: int) -> Array:
 #   push_read_transpose(ct_new, ct_sums; step, offsets, weights, receivers) -> (ct_buffer, ct_h)
 # Both are linear in their first two operands for fixed weights. Their derivatives in the
 # weights (bilinear terms) are written with jnp, which JAX differentiates and transposes itself.
-# Leading axes (from vmap) are shared by all operands; the implementations vmap over them.
+#
+# vmap: every batching adds a "level" (outermost first); ``levels[k][i]`` says whether operand i
+# has an axis for level k (its leading axes are those of its levels, in order). Operands that a
+# vmap does not batch stay unbatched, so the step index stays a scalar and the push stays a
+# dynamic-update-slice (a batched index would turn it into a scatter). Outputs carry every level.
 _push_read_p = Primitive("vbinfer_push_read")
 _push_read_p.multiple_results = True
 _push_read_t_p = Primitive("vbinfer_push_read_transpose")
 _push_read_t_p.multiple_results = True
 
+Levels = tuple[tuple[bool, ...], ...]
 
-def _over_leading(fn, n_lead: int):
-    for _ in range(n_lead):
-        fn = jax.vmap(fn)
+
+def _vmap_levels(fn, levels: Levels):
+    """``fn`` vmapped over ``levels`` (outermost first): argument i has axis 0 at level k iff
+    ``levels[k][i]``; outputs get every level."""
+    for lev in reversed(levels):
+        fn = jax.vmap(fn, in_axes=tuple(0 if b else None for b in lev), out_axes=0)
     return fn
+
+
+def _level_sizes(args, levels: Levels) -> tuple[int, ...]:
+    sizes = []
+    for k, lev in enumerate(levels):
+        i = lev.index(True)
+        axis = sum(levels[q][i] for q in range(k))
+        sizes.append(args[i].shape[axis])
+    return tuple(sizes)
 
 
 def _start(step: Array, slots: int, n_nodes: int) -> Array:
@@ -376,12 +394,9 @@ def _read_rows(buffer, step, offsets, weights, receivers, geom) -> Array:
     """``(n_nodes, width)`` delayed sums of one instance (no leading axes)."""
     slots, n_nodes, dense, kernel = geom
     plan = ReadPlan(offsets, weights)
-    if dense:
-        width = buffer.shape[-1]
-        total = read(buffer, plan, step, slots, n_nodes, 1, (width,), None, kernel)
-    else:
-        total = read(buffer, plan, step, slots, n_nodes, 1, (buffer.shape[-1],), receivers)
-    return to_rows(total)
+    width = buffer.shape[-1]
+    rows = None if dense else receivers
+    return to_rows(read(buffer, plan, step, slots, n_nodes, 1, (width,), rows, kernel))
 
 
 def _push_read_one(buffer, h_rows, step, offsets, weights, receivers, geom):
@@ -403,20 +418,19 @@ def _push_read_t_one(ct_new, ct_total, step, offsets, weights, receivers, geom):
     return _adjoint_xla(*args, receivers, slots, n_nodes)
 
 
-def _impl(one, *args, geom):
-    return list(_over_leading(functools.partial(one, geom=geom), args[0].ndim - 2)(*args))
+def _impl(one, *args, geom, levels):
+    return list(_vmap_levels(functools.partial(one, geom=geom), levels)(*args))
 
 
-def _push_read_abstract(buffer, h_rows, step, offsets, weights, receivers, geom):
-    lead = buffer.shape[:-2]
-    total = jax.core.ShapedArray((*lead, geom[1], buffer.shape[-1]), buffer.dtype)
-    return [jax.core.ShapedArray(buffer.shape, buffer.dtype), total]
-
-
-def _push_read_t_abstract(ct_new, ct_total, step, offsets, weights, receivers, geom):
+def _abstract(*args, geom, levels, rows_of_second):
+    """Both primitives: first output shaped like the first operand's instance, the second
+    ``(rows_of_second, width)`` (``n_nodes``), each with every level's axis in front."""
+    lead = _level_sizes(args, levels)
+    first, dtype = args[0], args[0].dtype
+    width = first.shape[-1]
     return [
-        jax.core.ShapedArray(ct_new.shape, ct_new.dtype),
-        jax.core.ShapedArray(ct_total.shape, ct_total.dtype),
+        jax.core.ShapedArray((*lead, *first.shape[-2:]), dtype),
+        jax.core.ShapedArray((*lead, rows_of_second(geom), width), dtype),
     ]
 
 
@@ -428,9 +442,9 @@ def _zero_like(x):
     return ad.Zero(jax.typeof(x).to_tangent_aval())
 
 
-def _linear_jvp(prim, primals, tangents, geom, weights_term):
+def _linear_jvp(prim, primals, tangents, geom, levels, weights_term):
     """JVP of a primitive linear in its first two operands and in the weights (operand 4)."""
-    out = prim.bind(*primals, geom=geom)
+    out = prim.bind(*primals, geom=geom, levels=levels)
     _, _, step, offsets, weights, receivers = primals
     da, db, dw = tangents[0], tangents[1], tangents[4]
     if _is_zero(da) and _is_zero(db):
@@ -438,9 +452,10 @@ def _linear_jvp(prim, primals, tangents, geom, weights_term):
     else:
         da = ad.instantiate_zeros(da)
         db = ad.instantiate_zeros(db)
-        t_out = list(prim.bind(da, db, step, offsets, weights, receivers, geom=geom))
+        args = (da, db, step, offsets, weights, receivers)
+        t_out = list(prim.bind(*args, geom=geom, levels=levels))
     if not _is_zero(dw):
-        extra = weights_term(primals, out, dw, geom)
+        extra = weights_term(primals, out, dw, geom, levels)
         t_out = [
             e if _is_zero(t) else (t if e is None else t + e)
             for t, e in zip(t_out, extra, strict=True)
@@ -449,50 +464,53 @@ def _linear_jvp(prim, primals, tangents, geom, weights_term):
     return out, t_out
 
 
-def _push_read_weights_term(primals, out, dw, geom):
+def _push_read_weights_term(primals, out, dw, geom, levels):
     """``d sums / d weights . dw``: the read of the pushed buffer with weights ``dw``."""
     _, _, step, offsets, _, receivers = primals
-    new = out[0]
     fn = lambda b, s, o, w, r: _read_rows(b, s, o, w, r, (*geom[:3], "xla"))  # noqa: E731
-    return None, _over_leading(fn, new.ndim - 2)(new, step, offsets, dw, receivers)
+    lv = tuple((True, *lev[2:]) for lev in levels)  # the pushed buffer has every level
+    return None, _vmap_levels(fn, lv)(out[0], step, offsets, dw, receivers)
 
 
-def _push_read_t_weights_term(primals, out, dw, geom):
+def _push_read_t_weights_term(primals, out, dw, geom, levels):
     """``d (ct_buffer, ct_h) / d weights . dw``: the scatter of ``dw``-weighted cotangents."""
-    ct_new, ct_total, step, offsets, _, receivers = primals
     slots, n_nodes = geom[0], geom[1]
 
-    def with_total(c, t, s, o, w, r):
-        start = _start(s, slots, n_nodes)
-        return _adjoint_xla(jnp.zeros_like(c), o, w, start, t, r, slots, n_nodes)
+    def fn(c, t, s, o, w, r):
+        return _adjoint_xla(
+            jnp.zeros_like(c), o, w, _start(s, slots, n_nodes), t, r, slots, n_nodes
+        )
 
-    lead = ct_new.ndim - 2
-    return list(_over_leading(with_total, lead)(ct_new, ct_total, step, offsets, dw, receivers))
-
-
-def _push_read_jvp(primals, tangents, *, geom):
-    return _linear_jvp(_push_read_p, primals, tangents, geom, _push_read_weights_term)
+    ct_new, ct_total, step, offsets, _, receivers = primals
+    return list(_vmap_levels(fn, levels)(ct_new, ct_total, step, offsets, dw, receivers))
 
 
-def _push_read_t_jvp(primals, tangents, *, geom):
-    return _linear_jvp(_push_read_t_p, primals, tangents, geom, _push_read_t_weights_term)
+def _push_read_jvp(primals, tangents, *, geom, levels):
+    return _linear_jvp(_push_read_p, primals, tangents, geom, levels, _push_read_weights_term)
 
 
-def _linear_transpose(prim_t, cts, a, b, step, offsets, weights, receivers, *, geom):
-    """Transpose in the two linear operands: the other primitive on the cotangents."""
+def _push_read_t_jvp(primals, tangents, *, geom, levels):
+    return _linear_jvp(_push_read_t_p, primals, tangents, geom, levels, _push_read_t_weights_term)
+
+
+def _linear_transpose(prim_t, cts, a, b, step, offsets, weights, receivers, *, geom, levels):
+    """Transpose in the two linear operands: the other primitive on the cotangents, summed over
+    the levels that an operand does not have."""
     if ad.is_undefined_primal(weights):
         raise NotImplementedError(
             "vbinfer push_and_read: transposing in the weights and the buffer at once"
         )
-    ct0, ct1 = cts
-    if _is_zero(ct0):
-        ct0 = jnp.zeros(ct0.aval.shape, ct0.aval.dtype)
-    if _is_zero(ct1):
-        ct1 = jnp.zeros(ct1.aval.shape, ct1.aval.dtype)
-    ra, rb = prim_t.bind(ct0, ct1, step, offsets, weights, receivers, geom=geom)
+    ct0, ct1 = (jnp.zeros(c.aval.shape, c.aval.dtype) if _is_zero(c) else c for c in cts)
+    lv = tuple((True, True, *lev[2:]) for lev in levels)  # cotangents carry every level
+    ra, rb = prim_t.bind(ct0, ct1, step, offsets, weights, receivers, geom=geom, levels=lv)
+
+    def reduce(ct, operand: int):
+        missing = tuple(k for k, lev in enumerate(levels) if not lev[operand])
+        return jnp.sum(ct, axis=missing) if missing else ct
+
     return [
-        ra if ad.is_undefined_primal(a) else None,
-        rb if ad.is_undefined_primal(b) else None,
+        reduce(ra, 0) if ad.is_undefined_primal(a) else None,
+        reduce(rb, 1) if ad.is_undefined_primal(b) else None,
         None,
         None,
         None,
@@ -500,21 +518,22 @@ def _linear_transpose(prim_t, cts, a, b, step, offsets, weights, receivers, *, g
     ]
 
 
-def _batch(prim, args, dims, *, geom):
-    size = next(a.shape[d] for a, d in zip(args, dims, strict=True) if d is not None)
-    args = [batching.bdim_at_front(a, d, size) for a, d in zip(args, dims, strict=True)]
-    return prim.bind(*args, geom=geom), [0, 0]
+def _batch(prim, args, dims, *, geom, levels):
+    args = [a if d is None else jnp.moveaxis(a, d, 0) for a, d in zip(args, dims, strict=True)]
+    new_level = tuple(d is not None for d in dims)
+    return prim.bind(*args, geom=geom, levels=(new_level, *levels)), [0, 0]
 
 
-for _prim, _one, _abstract, _jvp in (
-    (_push_read_p, _push_read_one, _push_read_abstract, _push_read_jvp),
-    (_push_read_t_p, _push_read_t_one, _push_read_t_abstract, _push_read_t_jvp),
+for _prim, _one, _rows in (
+    (_push_read_p, _push_read_one, lambda geom: geom[1]),  # sums: (n_nodes, width)
+    (_push_read_t_p, _push_read_t_one, lambda geom: geom[1]),  # ct_h: (n_nodes, width)
 ):
     _prim.def_impl(functools.partial(_impl, _one))
-    _prim.def_abstract_eval(_abstract)
+    _prim.def_abstract_eval(functools.partial(_abstract, rows_of_second=_rows))
     mlir.register_lowering(_prim, mlir.lower_fun(functools.partial(_impl, _one), True))
-    ad.primitive_jvps[_prim] = _jvp
     batching.primitive_batchers[_prim] = functools.partial(_batch, _prim)
+ad.primitive_jvps[_push_read_p] = _push_read_jvp
+ad.primitive_jvps[_push_read_t_p] = _push_read_t_jvp
 ad.primitive_transposes[_push_read_p] = functools.partial(_linear_transpose, _push_read_t_p)
 ad.primitive_transposes[_push_read_t_p] = functools.partial(_linear_transpose, _push_read_p)
 

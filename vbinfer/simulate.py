@@ -358,7 +358,10 @@ class Simulator:
         # push x(n) and read at n in one op with a hand-written adjoint (delays.push_and_read);
         # the buffer then holds x(n) only from the start of step n, so the last x is pushed
         # after the loop and the final state is the same either way
-        fused = delayed and held and self.delay_adjoint == "inplace"
+        # "auto" resolves per network: dense plans, where the compiled kernels serve the read
+        # and its adjoint; sparse plans keep JAX's derivative.
+        adjoint = self.delay_adjoint
+        fused = delayed and held and (adjoint == "inplace" or (adjoint == "auto" and not sparse))
 
         def step(carry, z):
             x, buf, n, eta = carry
@@ -543,9 +546,11 @@ def make_simulator(
         to the number of edges. ``"autodiff"``: JAX derives it op by op; each step's backward
         pass then costs time in proportion to the buffer, ``max_lag * n_nodes``. Both give the
         same values, and the same derivatives of every kind (``grad``, ``jacfwd``,
-        ``hessian``, ``vmap`` of them) to rounding; ``"inplace"`` was 1.3-3x faster in
-        gradients on the benchmarks. ``"auto"`` (default): ``"inplace"`` for delayed networks
-        with ``coupling_stages="held"``, which it needs, else ``"autodiff"``.
+        ``hessian``, ``vmap`` of them) to rounding; ``"inplace"`` was 2-3x faster in gradients
+        on the dense benchmarks. ``"auto"`` (default): ``"inplace"`` for dense networks with
+        delays and ``coupling_stages="held"`` (which it needs), ``"autodiff"`` for sparse
+        networks (whose adjoint has no compiled kernel; they keep JAX's derivative and its
+        exact rounding) and everywhere else.
 
     Returns
     -------
@@ -661,11 +666,11 @@ DELAY_ADJOINTS = ("auto", "autodiff", "inplace")
 
 
 def _delay_adjoint(choice: str, max_lag: int | None, coupling_stages: str) -> str:
-    """Check and resolve ``make_simulator(delay_adjoint=...)`` to ``"autodiff"`` or ``"inplace"``."""
+    """Check ``make_simulator(delay_adjoint=...)``; ``"auto"`` stays where it can apply."""
     if choice not in DELAY_ADJOINTS:
         raise ValueError(f"delay_adjoint must be one of {DELAY_ADJOINTS}, got {choice!r}")
     if choice == "auto":
-        return "inplace" if max_lag is not None and coupling_stages == "held" else "autodiff"
+        return "auto" if max_lag is not None and coupling_stages == "held" else "autodiff"
     if choice == "inplace" and (max_lag is None or coupling_stages != "held"):
         raise ValueError(
             "delay_adjoint='inplace' needs delays (max_lag set) and coupling_stages='held', got "
