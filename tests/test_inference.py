@@ -86,19 +86,24 @@ def test_numpyro_and_blackjax_agree(linear_gaussian, nuts_fits):
     np.testing.assert_array_less(np.abs(a.mean("theta") - b.mean("theta")), 4 * se)
 
 
-def test_full_rank_svi_is_essentially_exact(linear_gaussian):
-    problem, data, mean, cov = linear_gaussian
-    res = fit(
+def _svi_fit(problem, data, guide, num_particles):
+    """4000 Adam steps of SVI on the linear-Gaussian problem, 20000 posterior draws."""
+    return fit(
         problem,
         data,
         method="svi",
         key=jax.random.key(5),
-        guide="full_rank",
+        guide=guide,
         num_steps=4000,
         learning_rate=2e-2,
-        num_particles=4,
+        num_particles=num_particles,
         num_samples=20000,
     )
+
+
+def test_full_rank_svi_is_essentially_exact(linear_gaussian):
+    problem, data, mean, cov = linear_gaussian
+    res = _svi_fit(problem, data, "full_rank", num_particles=4)
     sd = np.sqrt(np.diag(cov))
     post = res.flat("theta")
     np.testing.assert_array_less(np.abs(post.mean(0) - mean) / sd, 0.05)
@@ -113,17 +118,7 @@ def test_mean_field_and_low_rank_svi_match_their_exact_optima(linear_gaussian, g
     within 3 % of the marginal ones); the low-rank guide (rank 2 plus a diagonal in 3
     dimensions) can hold the exact covariance."""
     problem, data, mean, cov = linear_gaussian
-    res = fit(
-        problem,
-        data,
-        method="svi",
-        key=jax.random.key(5),
-        guide=guide,
-        num_steps=4000,
-        learning_rate=2e-2,
-        num_particles=16,
-        num_samples=20000,
-    )
+    res = _svi_fit(problem, data, guide, num_particles=16)
     sd = np.sqrt(np.diag(cov))
     post = res.flat("theta")
     np.testing.assert_array_less(np.abs(post.mean(0) - mean) / sd, 0.05)

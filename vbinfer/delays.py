@@ -94,10 +94,7 @@ def init_buffer(h0: Array, slots: int, past: Array | None = None) -> Array:
 def push(buffer: Array, h: Array, step: Array, slots: int) -> Array:
     """Write ``h`` (``(n_pre, n_nodes, *batch)``), the value at ``step``, into the ring."""
     rows = to_rows(h).astype(buffer.dtype)
-    n_nodes = rows.shape[0]
-    slot = jnp.mod(step, slots)
-    buffer = jax.lax.dynamic_update_slice_in_dim(buffer, rows, slot * n_nodes, axis=0)
-    return jax.lax.dynamic_update_slice_in_dim(buffer, rows, (slot + slots) * n_nodes, axis=0)
+    return _push_rows(buffer, rows, step, slots, rows.shape[0])
 
 
 class ReadPlan(NamedTuple):
