@@ -62,6 +62,39 @@ def test_round_trip_float32():
     assert err < 1e-5, err  # measured 4e-7
 
 
+@pytest.mark.parametrize("nlat", [16, 17, 32])
+def test_round_trip_float32_dense_longitude_transform(nlat):
+    """Up to 64 longitudes the Fourier step is a dense matrix product: same accuracy."""
+    assert 2 * nlat <= min(S._DFT_MAX_NLON_FORWARD, S._DFT_MAX_NLON_INVERSE)
+    sht = S.make_sht(nlat, dtype=jnp.float32)
+    a = _random_coeffs(np.random.default_rng(2), (3,), sht.lmax, dtype=np.complex64)
+    back = S.analysis(sht, S.synthesis(sht, a))
+    assert _rel_err(back, a) < 1e-5
+
+
+@pytest.mark.parametrize("nlat", [16, 17, 32, 64])
+def test_dense_longitude_transform_equals_fft(x64, nlat, monkeypatch):
+    """The matrix-product path of the longitude transform equals the FFT path, both ways."""
+    sht = S.make_sht(nlat, dtype=jnp.float64)
+    rng = np.random.default_rng(3)
+    field = jnp.asarray(rng.standard_normal((2, nlat, 2 * nlat)))
+    _, M, _, nh = sht.synthesis_table.shape
+    g = jnp.asarray(rng.standard_normal((2, M, 2 * 2, nh)))
+    monkeypatch.setattr(S, "_DFT_MAX_NLON_FORWARD", 2 * nlat)
+    monkeypatch.setattr(S, "_DFT_MAX_NLON_INVERSE", 2 * nlat)
+    dense_in, dense_out = S._fold_in(sht, field), S._fold_out(sht, g, (2,))
+    monkeypatch.setattr(S, "_DFT_MAX_NLON_FORWARD", 0)
+    monkeypatch.setattr(S, "_DFT_MAX_NLON_INVERSE", 0)
+    fft_in, fft_out = S._fold_in(sht, field), S._fold_out(sht, g, (2,))
+    assert dense_in.shape == fft_in.shape and dense_out.shape == fft_out.shape == (
+        2,
+        nlat,
+        2 * nlat,
+    )
+    assert _rel_err(dense_in, fft_in) < 1e-13
+    assert _rel_err(dense_out, fft_out) < 1e-13
+
+
 def test_analysis_zeros_outside_triangle(x64):
     sht = S.make_sht(12, dtype=jnp.float64)
     field = np.random.default_rng(2).standard_normal(sht.field_shape)
