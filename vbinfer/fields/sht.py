@@ -660,13 +660,14 @@ def _sizes(sht: SHT) -> tuple[int, int, int, int, int]:
     return sht.nlat, sht.nlon, M, nh, n_even
 
 
-# Up to these numbers of longitudes the Fourier transform along longitude is one dense matrix
-# product with ``(2M, nlon)`` cosines and sines, which also keeps the orders outermost, where
-# the Legendre products want them (XLA's FFT wants them innermost: a transposing copy on each
-# side). Measured on the 2-core VM, 16 fields, float32, analysis + synthesis, medians of 200
-# interleaved calls (2026-11-26): nlat 32, FFT 0.294 ms, dense both ways 0.276 ms; nlat 64, FFT
-# 1.109 ms, dense inverse 1.044 ms, dense forward 1.206 ms; nlat 128, FFT 3.86 ms, dense
-# inverse 4.29 ms.
+# Up to these numbers of longitudes the Fourier transform along longitude is a dense matrix
+# product with ``(2M, nlon)`` cosines and sines: the forward one leaves the orders outermost,
+# where the Legendre products want them, and the inverse one maps each parity part to the grid,
+# where the hemispheres unfold without a transposing copy (XLA's FFT wants the orders
+# innermost). Measured on the 2-core VM, 16 fields, float32, analysis + synthesis, medians of
+# 200 interleaved calls (2026-11-26): nlat 32, FFT 0.297 ms, dense inverse 0.257, dense both
+# 0.231; nlat 64, FFT 1.093 ms, dense inverse 0.909, dense both 1.030; at nlat 128 the FFT
+# wins both ways.
 _DFT_MAX_NLON_FORWARD = 64
 _DFT_MAX_NLON_INVERSE = 128
 
@@ -685,34 +686,39 @@ def _fold_in(sht: SHT, field: Array) -> Array:
     """``(..., nlat, nlon)`` -> ``(2, M, 2 B, nh)``: Fourier modes per order, hemispheres folded.
 
     Row ``q = 0`` holds the sum of each northern node's modes and its southern partner's,
-    ``q = 1`` their difference; then real / imaginary part and batch.
+    ``q = 1`` their difference; then real / imaginary part and batch. Small grids go through a
+    dense product and are folded in Fourier space; large ones are folded on the grid (the
+    transform is linear), then one FFT.
     """
     nlat, nlon, M, nh, _ = _sizes(sht)
     B = math.prod(field.shape[:-2])
     f = field.reshape(B, nlat, nlon)
-    if nlon <= _DFT_MAX_NLON_FORWARD:  # (M, 2, B, nlat): real and imaginary parts, orders first
-        basis = _dft_basis(M, nlon, f.dtype, inverse=False)
-        spec = jnp.einsum("mrk,bjk->mrbj", basis, f, precision=HIGHEST)
+    if nlon <= _DFT_MAX_NLON_FORWARD:
+        basis = _dft_basis(M, nlon, f.dtype, inverse=False)  # (M, 2, nlon)
+        spec = jnp.einsum("mrk,bjk->mrbj", basis, f, precision=HIGHEST)  # (M, 2, B, nlat)
         north = spec[..., :nh]
-        south = jnp.flip(spec, axis=-1)[..., :nh]
+        south = jnp.flip(spec, axis=-1)[..., :nh]  # the partner -x of each northern node
         return jnp.stack([north + south, north - south]).reshape(2, M, 2 * B, nh)
-    spec = jnp.fft.rfft(f, axis=-1)[..., :M].transpose(2, 0, 1)  # (M, B, nlat)
-    north = spec[..., :nh]
-    south = jnp.flip(spec, axis=-1)[..., :nh]  # the partner -x of each northern node
-    x = jnp.stack([north + south, north - south])  # (2, M, B, nh)
-    return jnp.stack([jnp.real(x), jnp.imag(x)], axis=2).reshape(2, M, 2 * B, nh)
+    north = f[:, :nh]
+    south = jnp.flip(f, axis=1)[:, :nh]
+    folded = jnp.stack([north + south, north - south])  # (2, B, nh, nlon)
+    spec = jnp.fft.rfft(folded, axis=-1)[..., :M].transpose(0, 3, 1, 2)  # (2, M, B, nh)
+    return jnp.stack([jnp.real(spec), jnp.imag(spec)], axis=2).reshape(2, M, 2 * B, nh)
 
 
 def _fold_out(sht: SHT, g: Array, batch: tuple[int, ...]) -> Array:
-    """``(2, M, 2 B, nh)`` symmetric / antisymmetric parts per order -> ``(*batch, nlat, nlon)``."""
+    """``(2, M, 2 B, nh)`` symmetric / antisymmetric parts per order -> ``(*batch, nlat, nlon)``.
+
+    On small grids each part goes to the grid by a dense product and the hemispheres are
+    unfolded there; on large ones the modes are unfolded first, then one inverse FFT.
+    """
     nlat, nlon, M, nh, _ = _sizes(sht)
     g = g.reshape(2, M, 2, -1, nh)
     if nlon <= _DFT_MAX_NLON_INVERSE:
-        south = jnp.flip(g[0] - g[1], axis=-1)[..., nlat % 2 :]
-        spec = jnp.concatenate([g[0] + g[1], south], axis=-1)  # (M, 2, B, nlat)
-        basis = _dft_basis(M, nlon, g.dtype, inverse=True)
-        out = jnp.einsum("mrbj,mrk->bjk", spec, basis, precision=HIGHEST)
-        return out.reshape(*batch, nlat, nlon)
+        basis = _dft_basis(M, nlon, g.dtype, inverse=True)  # (M, 2, nlon)
+        h = jnp.einsum("qmrbj,mrk->qbjk", g, basis, precision=HIGHEST)  # (2, B, nh, nlon)
+        south = jnp.flip(h[0] - h[1], axis=1)[:, nlat % 2 :]
+        return jnp.concatenate([h[0] + h[1], south], axis=1).reshape(*batch, nlat, nlon)
     g = jax.lax.complex(g[:, :, 0], g[:, :, 1])  # (2, M, B, nh)
     south = jnp.flip(g[0] - g[1], axis=-1)[..., nlat % 2 :]
     spec = jnp.concatenate([g[0] + g[1], south], axis=-1).transpose(1, 2, 0)  # (B, nlat, M)
