@@ -223,8 +223,8 @@ def run_blocks(
             inner_carry, _ = step(inner_carry, z)
             return (inner_carry, acc + inner_carry[0]), None
 
-        if P == 1:
-            (x, buf, n, eta), _ = step((x, buf, n, eta), None if zs is None else zs[0])
+        if P == 1:  # zs: one step's noise (no period axis: see ``block``)
+            (x, buf, n, eta), _ = step((x, buf, n, eta), zs)
             x_mean = x
         else:
             ((x, buf, n, eta), acc), _ = jax.lax.scan(
@@ -241,13 +241,11 @@ def run_blocks(
 
     def block(carry, zblock):
         n = carry[2]
-        if zblock is not None:
-            zs = zblock.reshape(per_block, P, *zblock.shape[1:])
-        elif key is not None:
-            zb = noise_block(key, n, (spec.block_steps, *noise_shape), dtype)
-            zs = zb.reshape(per_block, P, *zb.shape[1:])
-        else:
-            zs = None
+        if zblock is None and key is not None:
+            zblock = noise_block(key, n, (spec.block_steps, *noise_shape), dtype)
+        # one row per period; with one step per period no period axis at all (a size-1 axis
+        # there made XLA copy the whole block into another layout before the loop)
+        zs = zblock if zblock is None or P == 1 else zblock.reshape(per_block, P, *noise_shape)
         return jax.lax.scan(period, carry, zs, length=per_block)
 
     if spec.checkpoint:
