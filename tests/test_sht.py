@@ -63,13 +63,23 @@ def test_round_trip_float32():
 
 
 @pytest.mark.parametrize("nlat", [16, 17, 32])
-def test_round_trip_float32_dense_longitude_transform(nlat):
-    """Up to 64 longitudes the Fourier step is a dense matrix product: same accuracy."""
-    assert 2 * nlat <= min(S._DFT_MAX_NLON_FORWARD, S._DFT_MAX_NLON_INVERSE)
+@pytest.mark.parametrize("n_fields", [1, 16])
+def test_round_trip_float32_on_every_longitude_path(nlat, n_fields):
+    """On small grids the longitude transform is a dense product (always for the inverse, for
+    many fields also forward): the same accuracy as the FFT."""
     sht = S.make_sht(nlat, dtype=jnp.float32)
-    a = _random_coeffs(np.random.default_rng(2), (3,), sht.lmax, dtype=np.complex64)
+    a = _random_coeffs(np.random.default_rng(2), (n_fields,), sht.lmax, dtype=np.complex64)
     back = S.analysis(sht, S.synthesis(sht, a))
     assert _rel_err(back, a) < 1e-5
+
+
+def test_dense_longitude_transform_choice():
+    assert S._dense_longitude_transform(64, 1, inverse=True)
+    assert not S._dense_longitude_transform(64, 1, inverse=False)
+    assert S._dense_longitude_transform(64, 16, inverse=False)
+    assert S._dense_longitude_transform(128, 16, inverse=True)
+    assert not S._dense_longitude_transform(128, 1, inverse=True)
+    assert not S._dense_longitude_transform(256, 64, inverse=True)
 
 
 @pytest.mark.parametrize("nlat", [16, 17, 32, 64])
@@ -80,17 +90,12 @@ def test_dense_longitude_transform_equals_fft(x64, nlat, monkeypatch):
     field = jnp.asarray(rng.standard_normal((2, nlat, 2 * nlat)))
     _, M, _, nh = sht.synthesis_table.shape
     g = jnp.asarray(rng.standard_normal((2, M, 2 * 2, nh)))
-    monkeypatch.setattr(S, "_DFT_MAX_NLON_FORWARD", 2 * nlat)
-    monkeypatch.setattr(S, "_DFT_MAX_NLON_INVERSE", 2 * nlat)
+    monkeypatch.setattr(S, "_dense_longitude_transform", lambda *a, **k: True)
     dense_in, dense_out = S._fold_in(sht, field), S._fold_out(sht, g, (2,))
-    monkeypatch.setattr(S, "_DFT_MAX_NLON_FORWARD", 0)
-    monkeypatch.setattr(S, "_DFT_MAX_NLON_INVERSE", 0)
+    monkeypatch.setattr(S, "_dense_longitude_transform", lambda *a, **k: False)
     fft_in, fft_out = S._fold_in(sht, field), S._fold_out(sht, g, (2,))
-    assert dense_in.shape == fft_in.shape and dense_out.shape == fft_out.shape == (
-        2,
-        nlat,
-        2 * nlat,
-    )
+    assert dense_in.shape == fft_in.shape
+    assert dense_out.shape == fft_out.shape == (2, nlat, 2 * nlat)
     assert _rel_err(dense_in, fft_in) < 1e-13
     assert _rel_err(dense_out, fft_out) < 1e-13
 

@@ -42,7 +42,7 @@ polynomials of degree ``2 nlat - 1``.
 Algorithm
 ---------
 A real Fourier transform along longitude (``rfft``, or a dense matrix product of cosines and
-sines on grids of up to 64 longitudes, 128 for the inverse, where that is faster), then per
+sines on small grids, where that is faster: see ``_dense_longitude_transform``), then per
 order ``m`` a Legendre quadrature (analysis) or sum (synthesis) as batched real matrix
 products with tables of ``λ_l^m`` precomputed once by :func:`make_sht`. The grid is symmetric about the equator and ``λ_l^m(-x) = (-1)^{l+m}
 λ_l^m(x)``, so the tables only hold the northern nodes and the degrees with ``l + m`` even
@@ -660,16 +660,27 @@ def _sizes(sht: SHT) -> tuple[int, int, int, int, int]:
     return sht.nlat, sht.nlon, M, nh, n_even
 
 
-# Up to these numbers of longitudes the Fourier transform along longitude is a dense matrix
-# product with ``(2M, nlon)`` cosines and sines: the forward one leaves the orders outermost,
-# where the Legendre products want them, and the inverse one maps each parity part to the grid,
-# where the hemispheres unfold without a transposing copy (XLA's FFT wants the orders
-# innermost). Measured on the 2-core VM, 16 fields, float32, analysis + synthesis, medians of
-# 200 interleaved calls (2026-11-26): nlat 32, FFT 0.297 ms, dense inverse 0.257, dense both
-# 0.231; nlat 64, FFT 1.093 ms, dense inverse 0.909, dense both 1.030; at nlat 128 the FFT
-# wins both ways.
-_DFT_MAX_NLON_FORWARD = 64
-_DFT_MAX_NLON_INVERSE = 128
+# The Fourier transform along longitude can be a dense matrix product with ``(2M, nlon)``
+# cosines and sines instead of an FFT: the forward product leaves the orders outermost, where
+# the Legendre products want them, and the inverse one maps each parity part to the grid, where
+# the hemispheres unfold; the FFT wants the orders innermost, a transposing copy on each side.
+# The copies grow with the number of fields, the products' cost with ``nlon``. Measured on the
+# 2-core VM (float32, apply_operator, 2026-11-26; us per call, FFT / dense forward / dense
+# inverse): nlat 32, 1 field 14.6 / 15.2 / 13.9, 8 fields 73.8 / 84.3 / 60.2, 16 fields
+# 209 / 188 / 170 (both dense 149); nlat 64, 1 field 36.9 / 51.5 / 47.2, 8 fields
+# 358 / 478 / 395, 16 fields 878 / 896 / 673; at nlat 128 the FFT wins.
+_DENSE_MAX_NLON = 64
+_DENSE_MAX_NLON_MANY = 128
+_MANY_FIELDS = 16
+
+
+def _dense_longitude_transform(nlon: int, n_fields: int, inverse: bool) -> bool:
+    """Whether the longitude transform of ``n_fields`` fields is a dense product (see above)."""
+    if inverse:
+        return nlon <= _DENSE_MAX_NLON or (
+            nlon <= _DENSE_MAX_NLON_MANY and n_fields >= _MANY_FIELDS
+        )
+    return nlon <= _DENSE_MAX_NLON and n_fields >= _MANY_FIELDS
 
 
 def _dft_basis(M: int, nlon: int, dtype: Any, inverse: bool) -> np.ndarray:
@@ -693,7 +704,7 @@ def _fold_in(sht: SHT, field: Array) -> Array:
     nlat, nlon, M, nh, _ = _sizes(sht)
     B = math.prod(field.shape[:-2])
     f = field.reshape(B, nlat, nlon)
-    if nlon <= _DFT_MAX_NLON_FORWARD:
+    if _dense_longitude_transform(nlon, B, inverse=False):
         basis = _dft_basis(M, nlon, f.dtype, inverse=False)  # (M, 2, nlon)
         spec = jnp.einsum("mrk,bjk->mrbj", basis, f, precision=HIGHEST)  # (M, 2, B, nlat)
         north = spec[..., :nh]
@@ -714,7 +725,7 @@ def _fold_out(sht: SHT, g: Array, batch: tuple[int, ...]) -> Array:
     """
     nlat, nlon, M, nh, _ = _sizes(sht)
     g = g.reshape(2, M, 2, -1, nh)
-    if nlon <= _DFT_MAX_NLON_INVERSE:
+    if _dense_longitude_transform(nlon, g.shape[3], inverse=True):
         basis = _dft_basis(M, nlon, g.dtype, inverse=True)  # (M, 2, nlon)
         h = jnp.einsum("qmrbj,mrk->qbjk", g, basis, precision=HIGHEST)  # (2, B, nh, nlon)
         south = jnp.flip(h[0] - h[1], axis=1)[:, nlat % 2 :]
