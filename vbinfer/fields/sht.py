@@ -665,19 +665,21 @@ def _sizes(sht: SHT) -> tuple[int, int, int, int, int]:
 # the Legendre products want them, and the inverse one maps each parity part to the grid, where
 # the hemispheres unfold; the FFT wants the orders innermost, a transposing copy on each side.
 # The copies grow with the number of fields, the products' cost with ``nlon``. Measured on the
-# 2-core VM (float32, apply_operator, 2026-11-26; us per call, FFT / dense forward / dense
-# inverse): nlat 32, 1 field 14.6 / 15.2 / 13.9, 8 fields 73.8 / 84.3 / 60.2, 16 fields
-# 209 / 188 / 170 (both dense 149); nlat 64, 1 field 36.9 / 51.5 / 47.2, 8 fields
-# 358 / 478 / 395, 16 fields 878 / 896 / 673; at nlat 128 the FFT wins.
+# 2-core VM (float32, 2026-11-26). apply_operator, us per call, FFT / dense forward / dense
+# inverse: nlat 32, 4 fields 34.3 / 39.1 / 33.4, 8 fields 73.8 / 84.3 / 60.2, 16 fields
+# 209 / 188 / 170 (both dense 149); nlat 64, 8 fields 358 / 478 / 395, 16 fields
+# 878 / 896 / 673; at nlat 128 the FFT wins. A single field (a field simulator's step, us):
+# nlat 32, FFT 32.6, dense inverse 34.5; nlat 64, 86.9 vs 120.5.
 _DENSE_MAX_NLON = 64
 _DENSE_MAX_NLON_MANY = 128
+_SOME_FIELDS = 4
 _MANY_FIELDS = 16
 
 
 def _dense_longitude_transform(nlon: int, n_fields: int, inverse: bool) -> bool:
     """Whether the longitude transform of ``n_fields`` fields is a dense product (see above)."""
     if inverse:
-        return nlon <= _DENSE_MAX_NLON or (
+        return (nlon <= _DENSE_MAX_NLON and n_fields >= _SOME_FIELDS) or (
             nlon <= _DENSE_MAX_NLON_MANY and n_fields >= _MANY_FIELDS
         )
     return nlon <= _DENSE_MAX_NLON and n_fields >= _MANY_FIELDS
