@@ -10,8 +10,9 @@ import numpyro.distributions as dist
 import pytest
 
 import vbinfer as vb
+from tests._linear_gaussian import D, linear_gaussian_problem
 from vbinfer.coupling import LinearParams
-from vbinfer.inference import FitResult, fit, make_problem, simulate_data
+from vbinfer.inference import FitResult, fit, make_problem
 from vbinfer.inference.identifiability import (
     fisher_information,
     hessian,
@@ -27,29 +28,10 @@ from vbinfer.inference.identifiability_plots import (
 from vbinfer.inference.network_fit import make_network_problem
 from vbinfer.models import LinearModelParams, linear
 
-# the linear-Gaussian problem of tests/test_inference.py
-D, N_OBS, NOISE = 3, 20, 0.5
-M0 = np.array([0.0, 1.0, -1.0])
-S0 = np.array([1.0, 2.0, 0.5])
-
 
 @pytest.fixture(scope="module")
 def linear_gaussian():
-    rng = np.random.default_rng(0)
-    a = rng.normal(size=(N_OBS, D))
-    problem = make_problem(
-        {"theta": dist.Normal(jnp.asarray(M0), jnp.asarray(S0)).to_event(1)},
-        lambda th: jnp.matmul(jnp.asarray(a), th["theta"], precision="highest"),
-        noise_sd=NOISE,
-        data_shape=(N_OBS,),
-        truth={"theta": np.array([0.7, -0.4, -1.2])},
-    )
-    data = simulate_data(jax.random.key(1), problem)
-    fisher = a.T @ a / NOISE**2
-    prec = np.diag(1 / S0**2) + fisher
-    cov = np.linalg.inv(prec)
-    mean = cov @ (M0 / S0**2 + a.T @ np.asarray(data) / NOISE**2)
-    return problem, data, mean, cov, prec, fisher
+    return linear_gaussian_problem()
 
 
 def test_hessian_and_fisher_are_exact_on_the_linear_gaussian(linear_gaussian):

@@ -9,6 +9,7 @@ import numpy as np
 import numpyro.distributions as dist
 import pytest
 
+from tests._linear_gaussian import M0, N_OBS, NOISE, S0, D, linear_gaussian_problem
 from vbinfer.inference import (
     fit,
     load_result,
@@ -20,28 +21,10 @@ from vbinfer.inference import (
 )
 from vbinfer.inference._common import make_density
 
-D, N_OBS, NOISE = 3, 20, 0.5
-M0 = np.array([0.0, 1.0, -1.0])
-S0 = np.array([1.0, 2.0, 0.5])
-
 
 @pytest.fixture(scope="module")
 def linear_gaussian():
-    rng = np.random.default_rng(0)
-    a = rng.normal(size=(N_OBS, D))
-    truth = np.array([0.7, -0.4, -1.2])
-    problem = make_problem(
-        {"theta": dist.Normal(jnp.asarray(M0), jnp.asarray(S0)).to_event(1)},
-        lambda th: jnp.matmul(jnp.asarray(a), th["theta"], precision="highest"),
-        noise_sd=NOISE,
-        data_shape=(N_OBS,),
-        truth={"theta": truth},
-    )
-    data = simulate_data(jax.random.key(1), problem)
-    prec = np.diag(1 / S0**2) + a.T @ a / NOISE**2
-    cov = np.linalg.inv(prec)
-    mean = cov @ (M0 / S0**2 + a.T @ np.asarray(data) / NOISE**2)
-    return problem, data, mean, cov
+    return linear_gaussian_problem()
 
 
 def _ess(result):
@@ -54,7 +37,7 @@ NUTS_KW = dict(num_warmup=400, num_samples=1000, num_chains=2, chunk_size=250)
 @pytest.fixture(scope="module")
 def nuts_fits(linear_gaussian):
     """Both NUTS backends on the linear-Gaussian problem, sampled in 4 chunks of 250 draws."""
-    problem, data, _, _ = linear_gaussian
+    problem, data, _, _, _, _ = linear_gaussian
     return {
         m: fit(problem, data, method=m, key=jax.random.key(2), **NUTS_KW)
         for m in ("nuts", "blackjax_nuts")
@@ -63,7 +46,7 @@ def nuts_fits(linear_gaussian):
 
 @pytest.mark.parametrize("method", ["nuts", "blackjax_nuts"])
 def test_nuts_recovers_the_exact_posterior(linear_gaussian, nuts_fits, method):
-    _, _, mean, cov = linear_gaussian
+    _, _, mean, cov, _, _ = linear_gaussian
     res = nuts_fits[method]
     assert res.samples["theta"].shape == (2, 1000, D)
     sd = np.sqrt(np.diag(cov))
@@ -80,7 +63,7 @@ def test_nuts_recovers_the_exact_posterior(linear_gaussian, nuts_fits, method):
 
 
 def test_numpyro_and_blackjax_agree(linear_gaussian, nuts_fits):
-    _, _, _, cov = linear_gaussian
+    _, _, _, cov, _, _ = linear_gaussian
     a, b = nuts_fits["nuts"], nuts_fits["blackjax_nuts"]
     se = np.sqrt(np.diag(cov)) * np.sqrt(1 / _ess(a) + 1 / _ess(b))
     np.testing.assert_array_less(np.abs(a.mean("theta") - b.mean("theta")), 4 * se)
@@ -102,7 +85,7 @@ def _svi_fit(problem, data, guide, num_particles):
 
 
 def test_full_rank_svi_is_essentially_exact(linear_gaussian):
-    problem, data, mean, cov = linear_gaussian
+    problem, data, mean, cov, _, _ = linear_gaussian
     res = _svi_fit(problem, data, "full_rank", num_particles=4)
     sd = np.sqrt(np.diag(cov))
     post = res.flat("theta")
@@ -117,7 +100,7 @@ def test_mean_field_and_low_rank_svi_match_their_exact_optima(linear_gaussian, g
     1 / diag(precision) and no correlations (this posterior's are weak, so those variances are
     within 3 % of the marginal ones); the low-rank guide (rank 2 plus a diagonal in 3
     dimensions) can hold the exact covariance."""
-    problem, data, mean, cov = linear_gaussian
+    problem, data, mean, cov, _, _ = linear_gaussian
     res = _svi_fit(problem, data, guide, num_particles=16)
     sd = np.sqrt(np.diag(cov))
     post = res.flat("theta")
@@ -131,7 +114,7 @@ def test_mean_field_and_low_rank_svi_match_their_exact_optima(linear_gaussian, g
 
 
 def test_map_and_laplace_are_exact(linear_gaussian):
-    problem, data, mean, cov = linear_gaussian
+    problem, data, mean, cov, _, _ = linear_gaussian
     m = fit(problem, data, method="map", key=jax.random.key(6), optimizer="lbfgs", num_steps=100)
     np.testing.assert_allclose(m.mean("theta"), mean, rtol=1e-4, atol=1e-5)
     lap = fit(
@@ -194,7 +177,7 @@ def test_hierarchical_prior_function_gives_the_exact_posterior():
 
 
 def test_adam_map_with_restarts(linear_gaussian):
-    problem, data, mean, _ = linear_gaussian
+    problem, data, mean, _, _, _ = linear_gaussian
     m = fit(
         problem,
         data,
@@ -212,7 +195,7 @@ def test_adam_map_with_restarts(linear_gaussian):
 def test_map_takes_any_optax_transformation(linear_gaussian):
     import optax
 
-    problem, data, mean, _ = linear_gaussian
+    problem, data, mean, _, _, _ = linear_gaussian
     # a plain transformation (gradient only) and a chained one with a line search, whose
     # state caches the value and gradient
     for opt, steps in ((optax.sgd(0.01, momentum=0.9), 2000), (optax.lbfgs(memory_size=5), 100)):
@@ -224,7 +207,7 @@ def test_map_takes_any_optax_transformation(linear_gaussian):
 
 
 def test_result_round_trip(tmp_path, linear_gaussian, nuts_fits):
-    problem, data, _, _ = linear_gaussian
+    problem, data, _, _, _, _ = linear_gaussian
     res = nuts_fits["blackjax_nuts"]
     back = load_result(res.save(tmp_path / "fit.npz"))
     assert back.method == res.method and back.info["num_chains"] == 2
@@ -255,7 +238,7 @@ def test_shrinkage_and_zscore_conventions():
 
 
 def test_bad_data_is_rejected_before_compilation(linear_gaussian):
-    problem, data, _, _ = linear_gaussian
+    problem, data, _, _, _, _ = linear_gaussian
     with pytest.raises(ValueError, match=r"data must have shape \(20,\)"):
         fit(problem, data[:5], method="nuts", key=jax.random.key(0))
     with pytest.raises(ValueError, match="method must be one of"):
@@ -372,7 +355,7 @@ def test_nuts_chunks_resume_after_interruption(
 
     from vbinfer.inference import _chunks
 
-    problem, data, _, _ = linear_gaussian
+    problem, data, _, _, _, _ = linear_gaussian
     ref = nuts_fits[method]  # the same run, uninterrupted
     folder = tmp_path / "run"
     real_save = _chunks.ChunkStore.save
@@ -432,7 +415,7 @@ def test_nuts_chunks_resume_after_interruption(
 def test_optimisers_run_in_chunks_and_resume(tmp_path, linear_gaussian, monkeypatch, method):
     from vbinfer.inference import _chunks
 
-    problem, data, _, _ = linear_gaussian
+    problem, data, _, _, _, _ = linear_gaussian
     kw = dict(num_steps=400, chunk_size=100)
     ref = fit(problem, data, method=method, key=jax.random.key(13), **kw)
     real_save = _chunks.ChunkStore.save
@@ -456,7 +439,7 @@ def test_optimisers_run_in_chunks_and_resume(tmp_path, linear_gaussian, monkeypa
 def test_plots_and_posterior_predictive(tmp_path, linear_gaussian):
     from vbinfer.inference import plots, posterior_predictive, sbc
 
-    problem, data, _, _ = linear_gaussian
+    problem, data, _, _, _, _ = linear_gaussian
     res = fit(
         problem,
         data,
