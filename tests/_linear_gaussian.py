@@ -33,16 +33,27 @@ class LinearGaussian(NamedTuple):
     fisher: np.ndarray  # (D, D) A^T A / NOISE^2
 
 
-def linear_gaussian_problem() -> LinearGaussian:
-    """Design ``A`` from seed 0, data from key 1."""
-    a = np.random.default_rng(0).normal(size=(N_OBS, D))
-    problem = make_problem(
+def design() -> np.ndarray:
+    """``A``, ``(N_OBS, D)``, from seed 0."""
+    return np.random.default_rng(0).normal(size=(N_OBS, D))
+
+
+def make_linear_gaussian(noise_sd: float = NOISE, truth: np.ndarray | None = TRUTH):
+    """The problem alone (``truth=None``: none attached)."""
+    a = design()
+    return make_problem(
         {"theta": dist.Normal(jnp.asarray(M0), jnp.asarray(S0)).to_event(1)},
         lambda th: jnp.matmul(jnp.asarray(a), th["theta"], precision="highest"),
-        noise_sd=NOISE,
+        noise_sd=noise_sd,
         data_shape=(N_OBS,),
-        truth={"theta": TRUTH},
+        truth=None if truth is None else {"theta": truth},
     )
+
+
+def linear_gaussian_problem() -> LinearGaussian:
+    """The problem, data from key 1 and the exact posterior."""
+    a = design()
+    problem = make_linear_gaussian()
     data = simulate_data(jax.random.key(1), problem)
     fisher = a.T @ a / NOISE**2
     prec = np.diag(1 / S0**2) + fisher

@@ -9,7 +9,15 @@ import numpy as np
 import numpyro.distributions as dist
 import pytest
 
-from tests._linear_gaussian import M0, N_OBS, NOISE, S0, D, linear_gaussian_problem
+from tests._linear_gaussian import (
+    M0,
+    N_OBS,
+    NOISE,
+    S0,
+    D,
+    linear_gaussian_problem,
+    make_linear_gaussian,
+)
 from vbinfer.inference import (
     fit,
     load_result,
@@ -287,13 +295,7 @@ def test_diverging_simulation_gives_minus_inf_not_nan(method):
 
 
 def _lg_problem(noise_sd):
-    a = np.random.default_rng(0).normal(size=(N_OBS, D))
-    return make_problem(
-        {"theta": dist.Normal(jnp.asarray(M0), jnp.asarray(S0)).to_event(1)},
-        lambda th: jnp.matmul(jnp.asarray(a), th["theta"], precision="highest"),
-        noise_sd=noise_sd,
-        data_shape=(N_OBS,),
-    )
+    return make_linear_gaussian(noise_sd, truth=None)
 
 
 @pytest.mark.slow
