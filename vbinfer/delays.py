@@ -419,15 +419,16 @@ def _impl(one, *args, geom, levels):
     return list(_vmap_levels(functools.partial(one, geom=geom), levels)(*args))
 
 
-def _abstract(*args, geom, levels, rows_of_second):
+def _abstract(*args, geom, levels):
     """Both primitives: first output shaped like the first operand's instance, the second
-    ``(rows_of_second, width)`` (``n_nodes``), each with every level's axis in front."""
+    ``(n_nodes, width)`` (sums, or the cotangent of ``h``), each with every level's axis in
+    front."""
     lead = _level_sizes(args, levels)
     first, dtype = args[0], args[0].dtype
     width = first.shape[-1]
     return [
         jax.core.ShapedArray((*lead, *first.shape[-2:]), dtype),
-        jax.core.ShapedArray((*lead, rows_of_second(geom), width), dtype),
+        jax.core.ShapedArray((*lead, geom[1], width), dtype),
     ]
 
 
@@ -521,12 +522,9 @@ def _batch(prim, args, dims, *, geom, levels):
     return prim.bind(*args, geom=geom, levels=(new_level, *levels)), [0, 0]
 
 
-for _prim, _one, _rows in (
-    (_push_read_p, _push_read_one, lambda geom: geom[1]),  # sums: (n_nodes, width)
-    (_push_read_t_p, _push_read_t_one, lambda geom: geom[1]),  # ct_h: (n_nodes, width)
-):
+for _prim, _one in ((_push_read_p, _push_read_one), (_push_read_t_p, _push_read_t_one)):
     _prim.def_impl(functools.partial(_impl, _one))
-    _prim.def_abstract_eval(functools.partial(_abstract, rows_of_second=_rows))
+    _prim.def_abstract_eval(_abstract)
     mlir.register_lowering(_prim, mlir.lower_fun(functools.partial(_impl, _one), True))
     batching.primitive_batchers[_prim] = functools.partial(_batch, _prim)
 ad.primitive_jvps[_push_read_p] = _push_read_jvp
