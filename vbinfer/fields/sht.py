@@ -41,11 +41,11 @@ polynomials of degree ``2 nlat - 1``.
 
 Algorithm
 ---------
-A real Fourier transform along longitude (``rfft``, or a dense matrix product of cosines and
-sines on small grids, where that is faster: see ``_dense_longitude_transform``), then per
-order ``m`` a Legendre quadrature (analysis) or sum (synthesis) as batched real matrix
-products with tables of ``λ_l^m`` precomputed once by :func:`make_sht`. The grid is symmetric about the equator and ``λ_l^m(-x) = (-1)^{l+m}
-λ_l^m(x)``, so the tables only hold the northern nodes and the degrees with ``l + m`` even
+A real Fourier transform along longitude (``rfft``, or on small grids with several fields a
+dense matrix product of cosines and sines, where that measured faster), then per order ``m`` a
+Legendre quadrature (analysis) or sum (synthesis) as batched real matrix products with tables
+of ``λ_l^m`` precomputed once by :func:`make_sht`. The grid is symmetric about the equator and
+``λ_l^m(-x) = (-1)^{l+m} λ_l^m(x)``, so the tables only hold the northern nodes and the degrees with ``l + m`` even
 (odd) meet the sum (difference) of the two hemispheres: half the work of a full quadrature.
 :func:`make_spectral_operator` goes one step further for fixed gains and multiplies analysis,
 gains and synthesis into one ``(nh, nh)`` matrix per order and parity.
@@ -669,7 +669,9 @@ def _sizes(sht: SHT) -> tuple[int, int, int, int, int]:
 # inverse: nlat 32, 4 fields 34.3 / 39.1 / 33.4, 8 fields 73.8 / 84.3 / 60.2, 16 fields
 # 209 / 188 / 170 (both dense 149); nlat 64, 8 fields 358 / 478 / 395, 16 fields
 # 878 / 896 / 673; at nlat 128 the FFT wins. A single field (a field simulator's step, us):
-# nlat 32, FFT 32.6, dense inverse 34.5; nlat 64, 86.9 vs 120.5.
+# nlat 32, FFT 32.6, dense inverse 34.5; nlat 64, 86.9 vs 120.5. (One-off A/B runs, each
+# variant compiled in one process and timed interleaved; benchmarks/sht_throughput.py times
+# the chosen paths.)
 _DENSE_MAX_NLON = 64
 _DENSE_MAX_NLON_MANY = 128
 _SOME_FIELDS = 4
@@ -695,6 +697,22 @@ def _dft_basis(M: int, nlon: int, dtype: Any, inverse: bool) -> np.ndarray:
     return np.stack([scale * np.cos(angle), -scale * np.sin(angle)], axis=1).astype(dtype)
 
 
+def _fold(x: Array, axis: int, nh: int) -> Array:
+    """``x`` with ``nlat`` latitudes on ``axis`` -> ``(2, ...)`` with ``nh`` there: each northern
+    node plus (row 0) and minus (row 1) its southern partner ``-x``."""
+    north = jax.lax.slice_in_dim(x, 0, nh, axis=axis)
+    south = jax.lax.slice_in_dim(jnp.flip(x, axis=axis), 0, nh, axis=axis)
+    return jnp.stack([north + south, north - south])
+
+
+def _unfold(sym: Array, anti: Array, axis: int, nlat: int) -> Array:
+    """Inverse of :func:`_fold`: northern nodes ``sym + anti``, southern ``sym - anti``
+    (mirrored), the equator node of an odd ``nlat`` once."""
+    south = jnp.flip(sym - anti, axis=axis)
+    south = jax.lax.slice_in_dim(south, nlat % 2, south.shape[axis], axis=axis)
+    return jnp.concatenate([sym + anti, south], axis=axis)
+
+
 def _fold_in(sht: SHT, field: Array) -> Array:
     """``(..., nlat, nlon)`` -> ``(2, M, 2 B, nh)``: Fourier modes per order, hemispheres folded.
 
@@ -709,12 +727,8 @@ def _fold_in(sht: SHT, field: Array) -> Array:
     if _dense_longitude_transform(nlon, B, inverse=False):
         basis = _dft_basis(M, nlon, f.dtype, inverse=False)  # (M, 2, nlon)
         spec = jnp.einsum("mrk,bjk->mrbj", basis, f, precision=HIGHEST)  # (M, 2, B, nlat)
-        north = spec[..., :nh]
-        south = jnp.flip(spec, axis=-1)[..., :nh]  # the partner -x of each northern node
-        return jnp.stack([north + south, north - south]).reshape(2, M, 2 * B, nh)
-    north = f[:, :nh]
-    south = jnp.flip(f, axis=1)[:, :nh]
-    folded = jnp.stack([north + south, north - south])  # (2, B, nh, nlon)
+        return _fold(spec, 3, nh).reshape(2, M, 2 * B, nh)
+    folded = _fold(f, 1, nh)  # (2, B, nh, nlon)
     spec = jnp.fft.rfft(folded, axis=-1)[..., :M].transpose(0, 3, 1, 2)  # (2, M, B, nh)
     return jnp.stack([jnp.real(spec), jnp.imag(spec)], axis=2).reshape(2, M, 2 * B, nh)
 
@@ -730,11 +744,9 @@ def _fold_out(sht: SHT, g: Array, batch: tuple[int, ...]) -> Array:
     if _dense_longitude_transform(nlon, g.shape[3], inverse=True):
         basis = _dft_basis(M, nlon, g.dtype, inverse=True)  # (M, 2, nlon)
         h = jnp.einsum("qmrbj,mrk->qbjk", g, basis, precision=HIGHEST)  # (2, B, nh, nlon)
-        south = jnp.flip(h[0] - h[1], axis=1)[:, nlat % 2 :]
-        return jnp.concatenate([h[0] + h[1], south], axis=1).reshape(*batch, nlat, nlon)
+        return _unfold(h[0], h[1], 1, nlat).reshape(*batch, nlat, nlon)
     g = jax.lax.complex(g[:, :, 0], g[:, :, 1])  # (2, M, B, nh)
-    south = jnp.flip(g[0] - g[1], axis=-1)[..., nlat % 2 :]
-    spec = jnp.concatenate([g[0] + g[1], south], axis=-1).transpose(1, 2, 0)  # (B, nlat, M)
+    spec = _unfold(g[0], g[1], 2, nlat).transpose(1, 2, 0)  # (B, nlat, M)
     spec = jnp.pad(spec, [(0, 0), (0, 0), (0, nlon // 2 + 1 - M)])
     return jnp.fft.irfft(spec, n=nlon, axis=-1).reshape(*batch, nlat, nlon)
 
